@@ -1,0 +1,38 @@
+# Verbatim: `make run` sets up and starts the app on the seeds; `make test` sets up and
+# runs the whole test suite. Both are idempotent and quick once set up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+INDEX  ?= index
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup setup-dev index run test bench eval clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
+
+index: setup
+	$(PY) -m indexer build seeds --index $(INDEX) --if-changed
+
+run: index
+	VERBATIM_INDEX_DIR=$(INDEX) $(PY) -m streamlit run app.py
+
+test: setup-dev
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(INDEX) .pytest_cache .hypothesis

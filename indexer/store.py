@@ -1,0 +1,329 @@
+"""The on-disk index format: writing it atomically, and loading it with checks.
+
+This module owns the format (see docs/index-format.md). Layout::
+
+    INDEX_DIR/
+      CURRENT               name of the live generation, replaced atomically
+      .lock                 writers hold an exclusive flock on it
+      gen-<time>-<pid>/     one complete, immutable index generation
+        manifest.json       format version, model, chunking, corpus hash, versions, checksums
+        documents.jsonl     one document a line, with its full source text
+        chunks.npy          int64 [n_chunks, 5]: doc row, start, end, first sentence, end sentence
+        sentences.npy       int64 [n_sentences, 3]: doc row, start, end
+        chunk_vectors.faiss FAISS index of chunk embeddings (inner product)
+        sentence_vectors.npy float32 [n_sentences, dim]: sentence embeddings
+        bm25/               bm25s index over the chunks (title + text)
+
+A generation is written in a temporary folder, fsynced, renamed into place, and only
+then named in ``CURRENT``; readers never see half an index, and the previous
+generation stays loadable until the switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import faiss
+import numpy as np
+
+from indexer.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from indexer.settings import ChunkingParams
+from indexer.types import Document
+
+FORMAT_NAME = "verbatim-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CURRENT = "CURRENT"
+LOCK = ".lock"
+DATA_FILES = ("documents.jsonl", "chunks.npy", "sentences.npy", "chunk_vectors.faiss",
+              "sentence_vectors.npy")
+# Files whose checksums are verified on every load when the index is this small or smaller;
+# larger indexes check sizes on load and full checksums with `python -m indexer verify`.
+FULL_CHECK_BYTES = 256 * 1024 * 1024
+
+
+def build_command(index_dir: Path | str) -> str:
+    """The command that rebuilds the index at ``index_dir`` from the seeds."""
+    index_dir = str(index_dir)
+    return "python -m indexer build seeds" + ("" if index_dir == "index" else f" --index {index_dir}")
+
+
+@dataclass(frozen=True)
+class IndexData:
+    """Everything a loaded index holds. Arrays may be memory-mapped (read-only)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: tuple[Document, ...]
+    chunks: np.ndarray  # int64 [n, 5]: doc, start, end, sent_lo, sent_hi
+    sentences: np.ndarray  # int64 [m, 3]: doc, start, end
+    chunk_index: faiss.Index
+    sentence_vectors: np.ndarray  # float32 [m, dim], unit rows
+    bm25: bm25s.BM25
+
+    @property
+    def chunking(self) -> ChunkingParams:
+        return ChunkingParams(**self.manifest["chunking"])
+
+
+def corpus_hash(docs: list[Document] | tuple[Document, ...]) -> str:
+    """A hash of which documents, with which contents, the index holds (order-free)."""
+    h = hashlib.sha256()
+    for doc_id, sha in sorted((d.doc_id, d.sha256) for d in docs):
+        h.update(f"{doc_id}\0{sha}\n".encode())
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import sentence_transformers
+
+    return {
+        "faiss": faiss.__version__,
+        "bm25s": bm25s.__version__,
+        "numpy": np.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+    }
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_table(gen: Path) -> dict[str, dict[str, Any]]:
+    table = {}
+    for path in sorted(p for p in gen.rglob("*") if p.is_file() and p.name != MANIFEST):
+        rel = path.relative_to(gen).as_posix()
+        table[rel] = {"bytes": path.stat().st_size, "sha256": _sha256_file(path)}
+    return table
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in [*root.rglob("*"), root]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path, wait_seconds: float = 10.0) -> Iterator[None]:
+    """Hold the index's writer lock; wait up to ``wait_seconds`` for another writer.
+
+    Raises:
+        IndexLockedError: another process kept the lock for longer.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with (index_dir / LOCK).open("a") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexLockedError(
+                        f"Another process is writing the index at {index_dir}. Wait for it to "
+                        "finish and try again (the existing index stays usable meanwhile)."
+                    ) from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_index(
+    index_dir: Path,
+    *,
+    documents: list[Document],
+    chunks: np.ndarray,
+    sentences: np.ndarray,
+    chunk_vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
+    bm25: bm25s.BM25,
+    model: dict[str, Any],
+    chunking: ChunkingParams,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a new generation and make it current. The caller holds :func:`write_lock`.
+
+    Returns the generation's folder.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}-{os.getpid()}"
+    tmp = index_dir / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        with (tmp / "documents.jsonl").open("w", encoding="utf-8") as f:
+            for doc in documents:
+                f.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
+        np.save(tmp / "chunks.npy", np.ascontiguousarray(chunks, dtype=np.int64))
+        np.save(tmp / "sentences.npy", np.ascontiguousarray(sentences, dtype=np.int64))
+        # Vectors are float32, C-contiguous and L2-normalised, so inner product is cosine.
+        index = faiss.IndexFlatIP(int(model["dimension"]))
+        if len(chunk_vectors):
+            index.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
+        faiss.write_index(index, str(tmp / "chunk_vectors.faiss"))
+        np.save(tmp / "sentence_vectors.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+        bm25.save(str(tmp / "bm25"), show_progress=False)
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "model": model,
+            "chunking": asdict(chunking),
+            "corpus": {
+                "hash": corpus_hash(documents),
+                "documents": len(documents),
+                "chunks": int(len(chunks)),
+                "sentences": int(len(sentences)),
+            },
+            "versions": library_versions(),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": _file_table(tmp),
+            **(extra or {}),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+        _fsync_tree(tmp)
+        gen = index_dir / name
+        os.rename(tmp, gen)
+        pointer = index_dir / f".{CURRENT}.tmp-{os.getpid()}"
+        pointer.write_text(name + "\n", encoding="utf-8")
+        with pointer.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(pointer, index_dir / CURRENT)  # the atomic switch
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove_old_generations(index_dir, keep=name)
+    return gen
+
+
+def _remove_old_generations(index_dir: Path, keep: str) -> None:
+    for path in index_dir.iterdir():
+        if path.name != keep and (path.name.startswith("gen-") or path.name.startswith(".tmp-")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def current_generation(index_dir: Path) -> Path:
+    """The folder of the live generation.
+
+    Raises:
+        IndexNotFoundError: there is no index at ``index_dir``.
+        IndexMismatchError: ``CURRENT`` names a folder that is missing.
+    """
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        raise IndexNotFoundError(
+            f"No index at {index_dir}. Build it with: {build_command(index_dir)}"
+        )
+    gen = index_dir / pointer.read_text(encoding="utf-8").strip()
+    if not (gen / MANIFEST).is_file():
+        raise IndexMismatchError(
+            f"The index at {index_dir} is damaged (missing {gen.name}/{MANIFEST}). "
+            f"Rebuild it with: {build_command(index_dir)}"
+        )
+    return gen
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    gen = current_generation(index_dir)
+    try:
+        manifest: dict[str, Any] = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexMismatchError(
+            f"The index manifest at {gen / MANIFEST} cannot be read ({exc}). "
+            f"Rebuild it with: {build_command(index_dir)}"
+        ) from exc
+    return manifest
+
+
+def check_manifest(manifest: dict[str, Any], index_dir: Path) -> None:
+    """Refuse an index of another format or version, naming the rebuild command."""
+    rebuild = f"Rebuild it with: {build_command(index_dir)}"
+    if manifest.get("format") != FORMAT_NAME:
+        raise IndexMismatchError(f"{index_dir} does not hold a Verbatim index. {rebuild}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"The index at {index_dir} has format version {manifest.get('format_version')}; "
+            f"this version of Verbatim reads version {FORMAT_VERSION}. {rebuild}"
+        )
+    for key in ("model", "chunking", "corpus", "files"):
+        if key not in manifest:
+            raise IndexMismatchError(f"The index manifest at {index_dir} lacks {key!r}. {rebuild}")
+
+
+def verify_files(gen: Path, manifest: dict[str, Any], index_dir: Path, *, full: bool) -> None:
+    """Check every file the manifest lists: present, same size, and (``full``) same sha256.
+
+    Raises:
+        IndexMismatchError: naming the first bad file and the rebuild command.
+    """
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    for rel, meta in files.items():
+        path = gen / rel
+        problem = None
+        if not path.is_file():
+            problem = "is missing"
+        elif path.stat().st_size != meta["bytes"]:
+            problem = f"has {path.stat().st_size} bytes, the manifest says {meta['bytes']} (truncated?)"
+        elif full and _sha256_file(path) != meta["sha256"]:
+            problem = "does not match its checksum (corrupt)"
+        if problem:
+            raise IndexMismatchError(
+                f"Index file {rel} {problem}. Rebuild the index with: {build_command(index_dir)}"
+            )
+
+
+def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
+    """Load the current generation after checking its manifest and files.
+
+    Raises:
+        IndexNotFoundError, IndexMismatchError: with the command that fixes it.
+    """
+    index_dir = Path(index_dir)
+    gen = current_generation(index_dir)
+    manifest = read_manifest(index_dir)
+    check_manifest(manifest, index_dir)
+    total = sum(m["bytes"] for m in manifest["files"].values())
+    verify_files(gen, manifest, index_dir, full=total <= FULL_CHECK_BYTES)
+    try:
+        with (gen / "documents.jsonl").open(encoding="utf-8") as f:
+            documents = tuple(Document(**json.loads(line)) for line in f)
+        mode = "r" if mmap else None
+        chunks = np.load(gen / "chunks.npy", mmap_mode=mode)
+        sentences = np.load(gen / "sentences.npy", mmap_mode=mode)
+        sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode=mode)
+        chunk_index = faiss.read_index(str(gen / "chunk_vectors.faiss"))
+        bm25 = bm25s.BM25.load(str(gen / "bm25"), mmap=mmap, show_progress=False)
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
+        raise IndexMismatchError(
+            f"The index at {index_dir} cannot be read ({exc}). "
+            f"Rebuild it with: {build_command(index_dir)}"
+        ) from exc
+    corpus = manifest["corpus"]
+    if (len(documents), len(chunks), len(sentences)) != (
+        corpus["documents"], corpus["chunks"], corpus["sentences"]
+    ) or chunk_index.ntotal != len(chunks) or len(sentence_vectors) != len(sentences):
+        raise IndexMismatchError(
+            f"The index at {index_dir} is inconsistent (counts differ from its manifest). "
+            f"Rebuild it with: {build_command(index_dir)}"
+        )
+    return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors, bm25)

@@ -1,0 +1,81 @@
+"""Command line: ``python -m retrieval ask QUESTION [QUESTION ...] [--top-k K] [--index DIR] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from indexer.errors import QuestionError, VerbatimError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m retrieval",
+        description="Ask the indexed articles questions; get cited passages.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    ask = sub.add_parser(
+        "ask", help="answer questions with cited passages",
+        description="Answer each QUESTION with the most relevant passages (hybrid dense + "
+        "BM25 search), each cited by source file and character span, with the sentence "
+        "that best answers highlighted. With --json, print one JSON object per question, "
+        "one per line (format in the README).",
+    )
+    ask.add_argument("questions", nargs="+", metavar="QUESTION")
+    ask.add_argument("--top-k", type=int, default=None, metavar="K",
+                     help="passages per question (default: VERBATIM_TOP_K or 5)")
+    ask.add_argument("--index", metavar="DIR", default=None,
+                     help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
+    ask.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    return parser
+
+
+def _print_human(result, out) -> None:  # type: ignore[no-untyped-def]
+    print(f"Q: {result.question}", file=out)
+    for hit in result.hits:
+        print(f"\n{hit.rank}. {hit.title}", file=out)
+        print(f"   {hit.source} [{hit.start}:{hit.end}]  score {hit.score:.4f}", file=out)
+        print(textwrap.fill(f"» {hit.answer.text}", width=100, initial_indent="   ",
+                            subsequent_indent="     "), file=out)
+    print(file=out)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from indexer.settings import Settings
+    from retrieval.searcher import Searcher, check_question
+
+    settings = Settings.from_env().with_index(args.index)
+    if args.top_k is not None and args.top_k < 1:
+        print(f"error: --top-k must be at least 1; got {args.top_k}.", file=sys.stderr)
+        return 2
+    # Refuse bad questions before the (slow) model load.
+    for question in args.questions:
+        check_question(question, settings.max_question_chars)
+    searcher = Searcher.load(settings)
+    for question in args.questions:
+        result = searcher.ask(question, args.top_k)
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        else:
+            _print_human(result, sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _ask(args)
+    except QuestionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except VerbatimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
