@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,22 @@ from indexer.store import IndexData, build_command, load_index
 from retrieval.answer import best_sentence
 from retrieval.fusion import rrf_fuse
 from retrieval.types import AnswerSpan, Hit, Result
+
+
+class RankMode(str, Enum):
+    """Which ranking to use: dense vectors only, BM25 only, or both fused (the default)."""
+
+    DENSE = "dense"
+    BM25 = "bm25"
+    HYBRID = "hybrid"
+
+    @classmethod
+    def from_str(cls, value: str) -> "RankMode":
+        try:
+            return cls(value.lower())
+        except ValueError:
+            valid = ", ".join(m.value for m in cls)
+            raise ValueError(f"Unknown ranking mode {value!r}; valid modes: {valid}") from None
 
 
 def check_question(question: str, max_chars: int) -> str:
@@ -89,22 +106,34 @@ class Searcher:
         if top_k < 1:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
         qvec = self.embedder.encode([question])[0]
-        n = len(self.index.chunks)
-        depth = min(n, max(self.settings.candidates, top_k))
-        dense_scores, dense_ids = self.index.chunk_index.search(qvec[None, :], depth)
-        dense_ranking = [int(i) for i in dense_ids[0] if i >= 0]
-        dense_by_id = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
-        lexical_ranking = self._bm25_ranking(question, depth)
-        fused = rrf_fuse([dense_ranking, lexical_ranking], k=self.settings.rrf_k)[:top_k]
-        hits = []
-        for rank, (chunk_row, score) in enumerate(fused, start=1):
-            dense = dense_by_id.get(chunk_row)
-            if dense is None:
-                dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
-            hits.append(self._hit(rank, score, chunk_row, qvec, dense))
+        ranked = self.rank(question, qvec, max(self.settings.candidates, top_k))[:top_k]
+        hits = [self._hit(rank, score, row, qvec) for rank, (row, score) in enumerate(ranked, 1)]
         return Result(question, tuple(hits))
 
-    def _bm25_ranking(self, question: str, depth: int) -> list[int]:
+    def rank(
+        self, question: str, qvec: np.ndarray, depth: int, mode: RankMode = RankMode.HYBRID
+    ) -> list[tuple[int, float]]:
+        """Chunk rows and scores, best first, at most ``depth`` of them.
+
+        Args:
+            question: the (checked) question, for BM25.
+            qvec: its embedding, for dense search.
+            depth: how many candidates each ranking contributes.
+            mode: dense, BM25 or hybrid (RRF of the two).
+        """
+        depth = min(len(self.index.chunks), depth)
+        dense: list[tuple[int, float]] = []
+        if mode is not RankMode.BM25:
+            scores, ids = self.index.chunk_index.search(qvec[None, :], depth)
+            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if mode is RankMode.DENSE:
+            return dense
+        lexical = self._bm25_ranking(question, depth)
+        if mode is RankMode.BM25:
+            return lexical
+        return rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k)
+
+    def _bm25_ranking(self, question: str, depth: int) -> list[tuple[int, float]]:
         tokens = analyze([question])[0]
         if not tokens:
             return []
@@ -112,11 +141,13 @@ class Searcher:
         positive = np.flatnonzero(scores > 0)
         if len(positive) > depth:
             positive = positive[np.argpartition(-scores[positive], depth - 1)[:depth]]
-        return [int(i) for i in positive[np.lexsort((positive, -scores[positive]))]]
+        order = positive[np.lexsort((positive, -scores[positive]))]
+        return [(int(i), float(scores[i])) for i in order]
 
-    def _hit(self, rank: int, score: float, chunk_row: int, qvec: np.ndarray, dense: float) -> Hit:
+    def _hit(self, rank: int, score: float, chunk_row: int, qvec: np.ndarray) -> Hit:
         doc_row, start, end, lo, hi = (int(x) for x in self.index.chunks[chunk_row])
         doc = self.index.documents[doc_row]
+        dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
         best, similarity = best_sentence(qvec, self.index.sentence_vectors[lo:hi])
         _, s_start, s_end = (int(x) for x in self.index.sentences[lo + best])
         return Hit(

@@ -54,6 +54,8 @@ class Result:
 
     question: str
     hits: tuple[Hit, ...]
+    answerable: bool = True  # False: no passage seems to answer; the hits are only the nearest
 
     def to_json(self) -> dict[str, Any]:
-        return {"question": self.question, "hits": [h.to_json() for h in self.hits]}
+        return {"question": self.question, "answerable": self.answerable,
+                "hits": [h.to_json() for h in self.hits]}
