@@ -1,0 +1,7 @@
+"""``python -m bench``: the speed benchmark (see bench/perf.py)."""
+
+import sys
+
+from bench.perf import main
+
+sys.exit(main())
