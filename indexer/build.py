@@ -1,9 +1,16 @@
-"""The build pipeline: documents -> sentences and chunks -> embeddings + BM25 -> index."""
+"""The build pipeline: documents -> sentences and chunks -> embeddings + BM25 -> index.
+
+Full builds and incremental updates share one path: :func:`build_index` re-chunks every
+document (cheap) and embeds only the passages and sentences whose vectors the previous
+index does not already hold (same document id, same content, same spans, same model).
+Documents are always stored sorted by id, so any sequence of adds and removes gives the
+same index as a fresh build of the same articles.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +19,10 @@ from indexer.chunking import chunk_sentences, split_sentences
 from indexer.embedding import Embedder
 from indexer.lexical import build_bm25
 from indexer.settings import Settings
-from indexer.store import write_index, write_lock
+from indexer.store import IndexData, write_index, write_lock
 from indexer.types import Document
+
+PASSAGE_FIELD = "title + newline + passage"
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,9 @@ class BuildResult:
     documents: int
     chunks: int
     sentences: int
+    embedded_chunks: int = 0  # passages embedded in this build (the rest were reused)
+    embedded_sentences: int = 0
+    reused_documents: tuple[str, ...] = field(default_factory=tuple)
 
 
 def passage_field(title: str, text: str) -> str:
@@ -33,20 +45,112 @@ def passage_field(title: str, text: str) -> str:
     return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
+@dataclass
+class _Layout:
+    """Rows of the new index, and for each document where its rows start."""
+
+    chunk_rows: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    sentence_rows: list[tuple[int, int, int]] = field(default_factory=list)
+    chunk_fields: list[str] = field(default_factory=list)
+    sentence_texts: list[str] = field(default_factory=list)
+    doc_chunks: list[tuple[int, int]] = field(default_factory=list)  # [lo, hi) per document
+    doc_sentences: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _layout(documents: Sequence[Document], settings: Settings) -> _Layout:
+    out = _Layout()
+    for row, doc in enumerate(documents):
+        spans = split_sentences(doc.text)
+        first_sentence, first_chunk = len(out.sentence_rows), len(out.chunk_rows)
+        index_of = {span: first_sentence + i for i, span in enumerate(spans)}
+        out.sentence_rows.extend((row, s.start, s.end) for s in spans)
+        out.sentence_texts.extend(s.slice(doc.text) for s in spans)
+        for chunk in chunk_sentences(doc.text, spans, settings.chunking, doc.doc_id):
+            lo = index_of[chunk.sentences[0]]
+            out.chunk_rows.append((row, chunk.start, chunk.end, lo, lo + len(chunk.sentences)))
+            out.chunk_fields.append(passage_field(doc.title, chunk.text))
+        out.doc_chunks.append((first_chunk, len(out.chunk_rows)))
+        out.doc_sentences.append((first_sentence, len(out.sentence_rows)))
+    return out
+
+
+def _doc_ranges(rows: np.ndarray, n_docs: int) -> list[tuple[int, int]]:
+    """[lo, hi) row range of each document, given rows sorted by document (column 0)."""
+    bounds = np.searchsorted(rows[:, 0], np.arange(n_docs + 1), side="left")
+    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(n_docs)]
+
+
+def _reusable(previous: IndexData | None, embedder: Embedder) -> bool:
+    if previous is None:
+        return False
+    m = previous.manifest
+    return (m["model"]["name"] == embedder.name and m["model"]["dimension"] == embedder.dimension
+            and m.get("passage_field") == PASSAGE_FIELD)
+
+
+def _vectors(
+    documents: Sequence[Document],
+    layout: _Layout,
+    previous: IndexData | None,
+    embedder: Embedder,
+    settings: Settings,
+    show_progress: bool,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Chunk and sentence vectors for the new layout, copying what ``previous`` holds."""
+    chunk_vectors = np.zeros((len(layout.chunk_rows), embedder.dimension), dtype=np.float32)
+    sentence_vectors = np.zeros((len(layout.sentence_rows), embedder.dimension), dtype=np.float32)
+    chunk_todo = np.ones(len(layout.chunk_rows), dtype=bool)
+    sentence_todo = np.ones(len(layout.sentence_rows), dtype=bool)
+    reused: list[str] = []
+    if previous is not None and _reusable(previous, embedder):
+        old_rows = {d.doc_id: (i, d.sha256) for i, d in enumerate(previous.documents)}
+        old_chunks = _doc_ranges(np.asarray(previous.chunks), len(previous.documents))
+        old_sentences = _doc_ranges(np.asarray(previous.sentences), len(previous.documents))
+        for row, doc in enumerate(documents):
+            old = old_rows.get(doc.doc_id)
+            if old is None or old[1] != doc.sha256:
+                continue
+            (clo, chi), (slo, shi) = layout.doc_chunks[row], layout.doc_sentences[row]
+            (oclo, ochi), (oslo, oshi) = old_chunks[old[0]], old_sentences[old[0]]
+            new_c = np.array(layout.chunk_rows[clo:chi], dtype=np.int64).reshape(-1, 5)
+            new_s = np.array(layout.sentence_rows[slo:shi], dtype=np.int64).reshape(-1, 3)
+            old_c, old_s = np.asarray(previous.chunks[oclo:ochi]), np.asarray(previous.sentences[oslo:oshi])
+            # Same spans (offsets relative to the document's first sentence row) -> same vectors.
+            if (new_c.shape != old_c.shape or new_s.shape != old_s.shape
+                    or not np.array_equal(new_c[:, 1:3], old_c[:, 1:3])
+                    or not np.array_equal(new_c[:, 3:] - slo, old_c[:, 3:] - oslo)
+                    or not np.array_equal(new_s[:, 1:], old_s[:, 1:])):
+                continue
+            chunk_vectors[clo:chi] = previous.chunk_index.reconstruct_n(oclo, ochi - oclo)
+            sentence_vectors[slo:shi] = previous.sentence_vectors[oslo:oshi]
+            chunk_todo[clo:chi] = False
+            sentence_todo[slo:shi] = False
+            reused.append(doc.doc_id)
+    for vectors, todo, texts in ((chunk_vectors, chunk_todo, layout.chunk_fields),
+                                 (sentence_vectors, sentence_todo, layout.sentence_texts)):
+        rows = np.flatnonzero(todo)
+        if len(rows):
+            vectors[rows] = embedder.encode([texts[i] for i in rows], batch_size=settings.batch_size,
+                                            show_progress=show_progress)
+    return chunk_vectors, sentence_vectors, reused
+
+
 def build_index(
     documents: Sequence[Document],
     settings: Settings,
     embedder: Embedder,
     *,
+    previous: IndexData | None = None,
     sources: Sequence[str] = (),
     show_progress: bool = False,
 ) -> BuildResult:
     """Chunk, embed and index ``documents`` into ``settings.index_dir`` (replacing it atomically).
 
     Args:
-        documents: the articles; document ids must be unique.
+        documents: the articles; document ids must be unique. Stored sorted by id.
         settings: chunking parameters, batch size and index folder.
         embedder: the model; its ``name`` and ``dimension`` go into the manifest.
+        previous: an index whose vectors may be reused for unchanged documents.
         sources: the paths the documents came from, recorded for the rebuild hint.
         show_progress: show a progress bar while embedding.
 
@@ -54,42 +158,31 @@ def build_index(
         ValueError: duplicate document ids, or no text at all.
         IndexLockedError: another writer holds the index.
     """
+    documents = sorted(documents, key=lambda d: d.doc_id)
     ids = [d.doc_id for d in documents]
     if len(set(ids)) != len(ids):
         raise ValueError("document ids must be unique")
-    chunk_rows: list[tuple[int, int, int, int, int]] = []
-    sentence_rows: list[tuple[int, int, int]] = []
-    chunk_fields: list[str] = []
-    sentence_texts: list[str] = []
-    for row, doc in enumerate(documents):
-        spans = split_sentences(doc.text)
-        first = len(sentence_rows)
-        index_of = {span: first + i for i, span in enumerate(spans)}
-        sentence_rows.extend((row, s.start, s.end) for s in spans)
-        sentence_texts.extend(s.slice(doc.text) for s in spans)
-        for chunk in chunk_sentences(doc.text, spans, settings.chunking, doc.doc_id):
-            lo = index_of[chunk.sentences[0]]
-            chunk_rows.append((row, chunk.start, chunk.end, lo, lo + len(chunk.sentences)))
-            chunk_fields.append(passage_field(doc.title, chunk.text))
-
-    if not chunk_rows:
+    layout = _layout(documents, settings)
+    if not layout.chunk_rows:
         raise ValueError("there is no text to index")
     with write_lock(settings.index_dir):
-        chunk_vectors = embedder.encode(chunk_fields, batch_size=settings.batch_size,
-                                        show_progress=show_progress)
-        sentence_vectors = embedder.encode(sentence_texts, batch_size=settings.batch_size,
-                                           show_progress=show_progress)
-        bm25 = build_bm25(chunk_fields)
+        chunk_vectors, sentence_vectors, reused = _vectors(
+            documents, layout, previous, embedder, settings, show_progress)
         path = write_index(
             settings.index_dir,
             documents=list(documents),
-            chunks=np.array(chunk_rows, dtype=np.int64).reshape(-1, 5),
-            sentences=np.array(sentence_rows, dtype=np.int64).reshape(-1, 3),
+            chunks=np.array(layout.chunk_rows, dtype=np.int64).reshape(-1, 5),
+            sentences=np.array(layout.sentence_rows, dtype=np.int64).reshape(-1, 3),
             chunk_vectors=chunk_vectors,
             sentence_vectors=sentence_vectors,
-            bm25=bm25,
+            bm25=build_bm25(layout.chunk_fields),
             model={"name": embedder.name, "dimension": embedder.dimension, "normalized": True},
             chunking=settings.chunking,
-            extra={"sources": list(sources), "passage_field": "title + newline + passage"},
+            extra={"sources": list(sources), "passage_field": PASSAGE_FIELD},
         )
-    return BuildResult(path, len(documents), len(chunk_rows), len(sentence_rows))
+    reused_chunks = sum(hi - lo for (lo, hi), d in zip(layout.doc_chunks, documents) if d.doc_id in reused)
+    reused_sentences = sum(hi - lo for (lo, hi), d in zip(layout.doc_sentences, documents) if d.doc_id in reused)
+    return BuildResult(path, len(documents), len(layout.chunk_rows), len(layout.sentence_rows),
+                       embedded_chunks=len(layout.chunk_rows) - reused_chunks,
+                       embedded_sentences=len(layout.sentence_rows) - reused_sentences,
+                       reused_documents=tuple(reused))

@@ -108,11 +108,13 @@ def load_documents(
 ) -> tuple[list[Document], list[Skipped]]:
     """Read every article under ``paths``; files that cannot be used are skipped, not fatal.
 
-    Two files with the same stem would get the same document id: the second is skipped.
+    Two files with the same stem would get the same document id, and two files with the
+    same content are duplicates: in both cases the second is skipped, with the reason.
     """
     files, skipped = find_files(paths)
     docs: list[Document] = []
     seen: dict[str, str] = {}
+    contents: dict[str, str] = {}
     for path in files:
         try:
             doc = read_document(path, max_bytes)
@@ -123,7 +125,11 @@ def load_documents(
             skipped.append(Skipped(str(path), f"same document id {doc.doc_id!r} as {seen[doc.doc_id]}; "
                                    "rename one of the files"))
             continue
+        if doc.sha256 in contents:
+            skipped.append(Skipped(str(path), f"duplicate: same content as {contents[doc.sha256]}"))
+            continue
         seen[doc.doc_id] = doc.source
+        contents[doc.sha256] = doc.source
         docs.append(doc)
     return docs, skipped
 

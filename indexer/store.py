@@ -327,3 +327,32 @@ def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
             f"Rebuild it with: {build_command(index_dir)}"
         )
     return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors, bm25)
+
+
+def verify_index(index_dir: str | Path) -> list[str]:
+    """Fully check an index: manifest, every file's size and sha256, counts, and each
+    article's source file against the indexed content.
+
+    Returns:
+        Warnings about source files that changed or disappeared since indexing (the index
+        itself is still intact; ``python -m indexer add`` picks up the changes).
+
+    Raises:
+        IndexNotFoundError, IndexMismatchError: the index is missing or damaged.
+    """
+    index_dir = Path(index_dir)
+    gen = current_generation(index_dir)
+    manifest = read_manifest(index_dir)
+    check_manifest(manifest, index_dir)
+    verify_files(gen, manifest, index_dir, full=True)
+    index = load_index(index_dir)
+    warnings = []
+    for doc in index.documents:
+        source = Path(doc.source)
+        if not source.is_file():
+            warnings.append(f"{doc.doc_id}: source file {doc.source} is missing (the index keeps "
+                            "its text; citations still work)")
+        elif _sha256_file(source) != doc.sha256:
+            warnings.append(f"{doc.doc_id}: source file {doc.source} changed since it was indexed; "
+                            f"update it with: python -m indexer add {doc.source}")
+    return warnings

@@ -1,0 +1,126 @@
+"""Adding and removing articles in an existing index, embedding only what is new.
+
+Both operations go through :func:`indexer.build.build_index` with the current index as
+``previous``: unchanged articles keep their vectors, the BM25 index is rebuilt from the
+stored texts (fast), and the new generation replaces the old one atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from indexer.build import BuildResult, build_index
+from indexer.documents import Skipped
+from indexer.embedding import Embedder
+from indexer.errors import DocumentError, IndexNotFoundError
+from indexer.settings import Settings
+from indexer.store import IndexData, load_index
+from indexer.types import Document
+
+
+class LazyEmbedder:
+    """Knows a model's name and size; loads the model only if something must be embedded.
+
+    Removing articles, or re-adding unchanged ones, then never pays for a model load.
+    """
+
+    def __init__(self, name: str, dimension: int, load: Callable[[], Embedder]) -> None:
+        self.name, self.dimension, self._load = name, dimension, load
+        self._model: Embedder | None = None
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32,
+               show_progress: bool = False) -> np.ndarray:
+        if self._model is None:
+            self._model = self._load()
+        return self._model.encode(texts, batch_size=batch_size, show_progress=show_progress)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What an add or remove did."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    result: BuildResult | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _current(settings: Settings) -> IndexData | None:
+    try:
+        return load_index(settings.index_dir)
+    except IndexNotFoundError:
+        return None
+
+
+def add_documents(
+    new_docs: Sequence[Document],
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    skipped: Sequence[Skipped] = (),
+    show_progress: bool = False,
+) -> UpdateReport:
+    """Add or update articles. A document whose id exists is replaced when its content
+    changed; an article whose content equals another article's is reported and skipped.
+
+    Creates the index when there is none yet.
+    """
+    previous = _current(settings)
+    existing = {d.doc_id: d for d in previous.documents} if previous else {}
+    by_hash = {d.sha256: d.doc_id for d in existing.values()}
+    added, updated, unchanged, skips = [], [], [], list(skipped)
+    merged = dict(existing)
+    for doc in new_docs:
+        old = existing.get(doc.doc_id)
+        if old is not None and old.sha256 == doc.sha256:
+            unchanged.append(doc.doc_id)
+            continue
+        twin = by_hash.get(doc.sha256)
+        if twin is not None and twin != doc.doc_id:
+            skips.append(Skipped(doc.source, f"duplicate: same content as the indexed article {twin!r}"))
+            continue
+        (updated if old is not None else added).append(doc.doc_id)
+        merged[doc.doc_id] = doc
+        by_hash[doc.sha256] = doc.doc_id
+    result = None
+    if added or updated or previous is None:
+        if not merged:
+            return UpdateReport(skipped=tuple(skips))
+        result = build_index(list(merged.values()), settings, embedder, previous=previous,
+                             sources=[d.source for d in sorted(merged.values(), key=lambda d: d.doc_id)],
+                             show_progress=show_progress)
+    return UpdateReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged),
+                        skipped=tuple(skips), result=result)
+
+
+def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embedder) -> UpdateReport:
+    """Remove articles by id, without re-embedding the others.
+
+    Raises:
+        IndexNotFoundError: no index yet.
+        DocumentError: an unknown id (the message lists close matches), or removing every article.
+    """
+    previous = load_index(settings.index_dir)
+    existing = {d.doc_id: d for d in previous.documents}
+    unknown = [i for i in doc_ids if i not in existing]
+    if unknown:
+        import difflib
+
+        hints = {u: difflib.get_close_matches(u, existing, n=3) for u in unknown}
+        detail = "; ".join(f"{u!r}" + (f" (did you mean {', '.join(h)}?)" if h else "")
+                           for u, h in hints.items())
+        raise DocumentError(f"No article with id {detail} in the index. "
+                            "List the ids with: python -m indexer list")
+    keep = [d for d in previous.documents if d.doc_id not in set(doc_ids)]
+    if not keep:
+        raise DocumentError("Removing every article would leave an empty index. To start over, "
+                            f"delete the folder {settings.index_dir} and build a new index.")
+    result = build_index(keep, settings, embedder, previous=previous,
+                         sources=[d.source for d in keep])
+    return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
