@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.errors import DocumentError
+from indexer.loaders import SUPPORTED_SUFFIXES, extract
 from indexer.types import Document
-
-SUPPORTED_SUFFIXES = (".txt", ".md")
 _URL = re.compile(r"https?://[^\s<>\"'”’)\]]+")
 
 
@@ -72,8 +71,12 @@ def read_document(path: str | Path, max_bytes: int = 20_000_000) -> Document:
         path: the file; ``Document.source`` keeps it as given.
         max_bytes: larger files are refused.
 
+    ``.txt`` and ``.md`` files are decoded as UTF-8 (other encodings are detected and noted
+    in ``Document.note``); HTML, PDF and Word files are reduced to their main text
+    (:mod:`indexer.loaders`). ``Document.text`` is what all offsets refer to.
+
     Raises:
-        DocumentError: unreadable, too large, binary, not UTF-8, or empty.
+        DocumentError: unreadable, too large, binary, undecodable, or without text.
     """
     path = Path(path)
     try:
@@ -84,22 +87,22 @@ def read_document(path: str | Path, max_bytes: int = 20_000_000) -> Document:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    if b"\x00" in data[:8192]:
-        raise DocumentError(f"{path}: looks like a binary file, not text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"{path}: is not valid UTF-8 (byte {exc.start}); "
-                            "re-save it as UTF-8") from exc
-    if not text.strip():
-        raise DocumentError(f"{path}: is empty")
+    return document_from_bytes(path, data)
+
+
+def document_from_bytes(path: Path, data: bytes) -> Document:
+    """Build a :class:`Document` from a file's name and bytes (see :func:`read_document`)."""
+    extracted = extract(path, data)
+    text = extracted.text
     return Document(
         doc_id=path.stem,
-        title=title_of(text),
+        title=extracted.title or title_of(text),
         source=str(path),
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),
-        url=first_url(text),
+        url=extracted.url or first_url(text),
+        date=extracted.date,
+        note=extracted.note,
     )
 
 

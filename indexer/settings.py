@@ -75,6 +75,7 @@ class Settings:
     """All configuration. Build one with :meth:`from_env`; override fields with ``replace``."""
 
     index_dir: Path = Path("index")
+    upload_dir: Path = Path("articles")
     model_path: Path | None = field(default_factory=packaged_model_path)
     model_name: str = "all-MiniLM-L6-v2"
     chunking: ChunkingParams = ChunkingParams()
@@ -82,6 +83,7 @@ class Settings:
     batch_size: int = 32
     rrf_k: int = 60
     candidates: int = 50
+    min_relevance: float = 0.35
     max_question_chars: int = 2000
     max_file_bytes: int = 20_000_000
 
@@ -108,6 +110,7 @@ class Settings:
         )
         return cls(
             index_dir=Path(env.get("VERBATIM_INDEX_DIR") or base.index_dir),
+            upload_dir=Path(env.get("VERBATIM_UPLOAD_DIR") or base.upload_dir),
             model_path=model_path,
             model_name=model_name,
             chunking=chunking,
@@ -115,6 +118,7 @@ class Settings:
             batch_size=_int(env, "VERBATIM_BATCH_SIZE", base.batch_size, 1, 4096),
             rrf_k=_int(env, "VERBATIM_RRF_K", base.rrf_k, 1, 10_000),
             candidates=_int(env, "VERBATIM_CANDIDATES", base.candidates, 1, 10_000),
+            min_relevance=_float(env, "VERBATIM_MIN_RELEVANCE", base.min_relevance),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
             max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.max_file_bytes, 1, 10**10),
         )

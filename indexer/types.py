@@ -24,8 +24,9 @@ class Span:
 class Document:
     """One article.
 
-    ``text`` is the source text that every offset refers to: the file decoded as UTF-8
-    (for plain text and Markdown, exactly the file's characters).
+    ``text`` is the source text that every offset refers to: for a UTF-8 ``.txt`` or
+    ``.md`` file exactly the file decoded as UTF-8; for other formats the extracted text,
+    which the index stores.
     """
 
     doc_id: str
@@ -35,6 +36,7 @@ class Document:
     sha256: str
     url: str | None = None
     date: str | None = None
+    note: str | None = None  # how the text was obtained, when noteworthy (e.g. a fallback encoding)
 
 
 @dataclass(frozen=True)

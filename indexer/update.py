@@ -124,3 +124,35 @@ def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embed
     result = build_index(keep, settings, embedder, previous=previous,
                          sources=[d.source for d in keep])
     return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
+
+
+def upload_articles(
+    files: Sequence[tuple[str, bytes]], settings: Settings, embedder: Embedder
+) -> UpdateReport:
+    """Save files uploaded from the browser into ``settings.upload_dir`` and add them.
+
+    Names are sanitised (no directories, no path tricks); a file over the size limit or
+    that cannot be read is skipped with its reason, never written over an existing one
+    unless it has the same name (an update of that article).
+    """
+    from indexer.documents import document_from_bytes
+    from indexer.loaders import safe_upload_name
+
+    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    docs: list[Document] = []
+    skipped: list[Skipped] = []
+    for name, data in files:
+        try:
+            target = settings.upload_dir / safe_upload_name(name)
+            if len(data) > settings.max_file_bytes:
+                raise DocumentError(f"{name}: {len(data):,} bytes is over the limit of "
+                                    f"{settings.max_file_bytes:,} (setting VERBATIM_MAX_FILE_BYTES)")
+            doc = document_from_bytes(target, data)
+        except DocumentError as exc:
+            skipped.append(Skipped(name, str(exc)))
+            continue
+        tmp = target.with_name(f".{target.name}.part")
+        tmp.write_bytes(data)
+        tmp.replace(target)  # atomic: a half-written upload never replaces an article
+        docs.append(doc)
+    return add_documents(docs, settings, embedder, skipped=skipped)

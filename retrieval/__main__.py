@@ -1,4 +1,8 @@
-"""Command line: ``python -m retrieval ask QUESTION [QUESTION ...] [--top-k K] [--index DIR] [--json]``."""
+"""Command line for questions.
+
+    python -m retrieval ask QUESTION [QUESTION ...] [--top-k K] [--index DIR] [--json]
+    python -m retrieval compare QUESTION [--index DIR] [--json]
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--index", metavar="DIR", default=None,
                      help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
     ask.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    cmp = sub.add_parser(
+        "compare", help="what each article says about one question",
+        description="List every article in the index once: its best passage for QUESTION "
+        "with the answering sentence, a relevance score, and whether it mentions the topic "
+        "at all (the same rule as abstention). Articles that make nearly the same point share "
+        "a group number. With --json, print one JSON object (format in the README).",
+    )
+    cmp.add_argument("question", metavar="QUESTION")
+    cmp.add_argument("--index", metavar="DIR", default=None,
+                     help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
+    cmp.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
@@ -40,6 +55,32 @@ def _print_human(result, out) -> None:  # type: ignore[no-untyped-def]
         print(textwrap.fill(f"» {hit.answer.text}", width=100, initial_indent="   ",
                             subsequent_indent="     "), file=out)
     print(file=out)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from indexer.settings import Settings
+    from retrieval.compare import compare
+    from retrieval.searcher import Searcher, check_question
+
+    settings = Settings.from_env().with_index(args.index)
+    check_question(args.question, settings.max_question_chars)
+    comparison = compare(Searcher.load(settings), args.question)
+    if args.json:
+        print(json.dumps(comparison.to_json(), ensure_ascii=False))
+        return 0
+    print(f"Q: {comparison.question}\n")
+    for view in comparison.articles:
+        group = f" [group {view.group}]" if view.group is not None else ""
+        print(f"{'●' if view.mentioned else '○'} {view.title}  ({view.source}){group}")
+        if view.mentioned and view.hit is not None:
+            print(f"   relevance {view.score:.2f}  [{view.hit.start}:{view.hit.end}]")
+            print(textwrap.fill(f"» {view.hit.answer.text}", width=100, initial_indent="   ",
+                                subsequent_indent="     "))
+        else:
+            print("   not mentioned")
+    for note in comparison.conflicts:
+        print(f"\nNote: {note}")
+    return 0
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -66,7 +107,7 @@ def _ask(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _ask(args)
+        return _compare(args) if args.command == "compare" else _ask(args)
     except QuestionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -105,10 +105,23 @@ class Searcher:
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
-        qvec = self.embedder.encode([question])[0]
+        qvec = self.encode_question(question)
         ranked = self.rank(question, qvec, max(self.settings.candidates, top_k))[:top_k]
-        hits = [self._hit(rank, score, row, qvec) for rank, (row, score) in enumerate(ranked, 1)]
-        return Result(question, tuple(hits))
+        hits = tuple(self.make_hit(rank, score, row, qvec) for rank, (row, score) in enumerate(ranked, 1))
+        return Result(question, hits, answerable=any(self.supports(h) for h in hits))
+
+    def encode_question(self, question: str) -> np.ndarray:
+        """The question's unit vector (the question must already be checked)."""
+        return self.embedder.encode([question])[0]
+
+    def relevance(self, hit: Hit) -> float:
+        """How strongly a hit seems to answer its question, on the scale of
+        ``settings.min_relevance`` (the abstention threshold; see README, "Abstention")."""
+        return max(hit.dense, hit.answer_similarity)
+
+    def supports(self, hit: Hit) -> bool:
+        """Whether a hit seems to answer its question (the calibrated abstention rule)."""
+        return self.relevance(hit) >= self.settings.min_relevance
 
     def rank(
         self, question: str, qvec: np.ndarray, depth: int, mode: RankMode = RankMode.HYBRID
@@ -144,7 +157,8 @@ class Searcher:
         order = positive[np.lexsort((positive, -scores[positive]))]
         return [(int(i), float(scores[i])) for i in order]
 
-    def _hit(self, rank: int, score: float, chunk_row: int, qvec: np.ndarray) -> Hit:
+    def make_hit(self, rank: int, score: float, chunk_row: int, qvec: np.ndarray) -> Hit:
+        """The cited passage at ``chunk_row`` with its best-answering sentence."""
         doc_row, start, end, lo, hi = (int(x) for x in self.index.chunks[chunk_row])
         doc = self.index.documents[doc_row]
         dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)

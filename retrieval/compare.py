@@ -1,0 +1,168 @@
+"""Compare what each article says about one question.
+
+For every article in the index: its best passage for the question (from a deep hybrid
+ranking), whether it addresses the question at all (the same calibrated rule as
+abstention), where its relevant passages lie, and which articles say nearly the same
+thing (grouped by the similarity of their answering sentences).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from retrieval.searcher import Searcher, check_question
+from retrieval.types import Hit
+
+# Two answering sentences at least this similar (cosine) say "nearly the same thing".
+SAME_POINT = 0.75
+# A number standing alone: not part of a name like "S-400" or "TB2", not a decimal tail.
+_NUMBER = re.compile(r"(?<![\w.\-])\d[\d,]*(?:\.\d+)?(?![\w\-])")
+_YEAR = re.compile(r"^(1[89]|20)\d\d$")
+
+
+@dataclass(frozen=True)
+class Position:
+    """A relevant passage's place in its article: offsets and relative position (0..1)."""
+
+    start: int
+    end: int
+    relative: float
+    relevance: float
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """One article's answer to the question (``hit`` is None when nothing in it is close)."""
+
+    doc_id: str
+    title: str
+    source: str
+    date: str | None
+    mentioned: bool
+    score: float
+    hit: Hit | None
+    group: int | None = None
+    numbers: tuple[str, ...] = ()
+    positions: tuple[Position, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id, "title": self.title, "source": self.source, "date": self.date,
+            "mentioned": self.mentioned, "score": round(self.score, 6),
+            "hit": self.hit.to_json() if self.hit else None,
+            "group": self.group, "numbers": list(self.numbers),
+            "positions": [{"start": p.start, "end": p.end, "relative": round(p.relative, 4),
+                           "relevance": round(p.relevance, 4)} for p in self.positions],
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every article in the index, mentioned ones first (by score), each listed once."""
+
+    question: str
+    articles: tuple[ArticleView, ...]
+    conflicts: tuple[str, ...] = ()  # human-readable notes on numbers that differ within a group
+
+    def to_json(self) -> dict[str, Any]:
+        return {"question": self.question, "articles": [a.to_json() for a in self.articles],
+                "conflicts": list(self.conflicts)}
+
+
+def numbers_in(text: str) -> tuple[str, ...]:
+    """Numbers stated in ``text`` (years included), normalised ("1,000" -> "1000")."""
+    return tuple(dict.fromkeys(m.group(0).replace(",", "") for m in _NUMBER.finditer(text)))
+
+
+def _group(views: list[ArticleView], vectors: dict[str, np.ndarray]) -> list[int | None]:
+    """Single-link groups of mentioned articles whose answer sentences are near-identical."""
+    ids = [v.doc_id for v in views if v.mentioned and v.doc_id in vectors]
+    parent = {i: i for i in ids}
+
+    def find(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a in range(len(ids)):
+        for b in range(a + 1, len(ids)):
+            if float(vectors[ids[a]] @ vectors[ids[b]]) >= SAME_POINT:
+                parent[find(ids[b])] = find(ids[a])
+    roots: dict[str, int] = {}
+    groups: list[int | None] = []
+    for v in views:
+        if v.doc_id in parent:
+            groups.append(roots.setdefault(find(v.doc_id), len(roots) + 1))
+        else:
+            groups.append(None)
+    return groups
+
+
+def _conflicts(views: list[ArticleView]) -> list[str]:
+    """Within a group of articles making the same point, flag numbers that differ.
+
+    Only non-year numbers are compared, and only when every article in the group states
+    at least one: a number that one article gives and another omits is not a conflict.
+    """
+    notes = []
+    by_group: dict[int, list[ArticleView]] = {}
+    for v in views:
+        if v.group is not None:
+            by_group.setdefault(v.group, []).append(v)
+    for group, members in sorted(by_group.items()):
+        if len(members) < 2:
+            continue
+        stated = {m.doc_id: {n for n in m.numbers if not _YEAR.match(n)} for m in members}
+        if all(stated.values()) and len({frozenset(s) for s in stated.values()}) > 1:
+            detail = "; ".join(f"{m.title[:60]}: {', '.join(sorted(stated[m.doc_id]))}" for m in members)
+            notes.append(f"Group {group}: the articles give different numbers ({detail}).")
+    return notes
+
+
+def compare(searcher: Searcher, question: str, depth: int = 400) -> Comparison:
+    """What each article in the index says about ``question``.
+
+    Args:
+        searcher: a loaded searcher.
+        question: checked like :meth:`Searcher.ask` (empty or too long -> QuestionError).
+        depth: candidates each ranking contributes; articles with no passage among them
+            are "not mentioned".
+    """
+    question = check_question(question, searcher.settings.max_question_chars)
+    qvec = searcher.encode_question(question)
+    ranked = searcher.rank(question, qvec, max(depth, searcher.settings.candidates))
+    index = searcher.index
+    best: dict[int, Hit] = {}
+    positions: dict[int, list[Position]] = {}
+    for rank, (row, score) in enumerate(ranked, 1):
+        doc_row = int(index.chunks[row][0])
+        hit = searcher.make_hit(rank, score, row, qvec)
+        relevance = searcher.relevance(hit)
+        doc_len = max(len(index.documents[doc_row].text), 1)
+        positions.setdefault(doc_row, []).append(
+            Position(hit.start, hit.end, hit.start / doc_len, relevance))
+        if doc_row not in best:
+            best[doc_row] = hit
+    views: list[ArticleView] = []
+    answer_vectors: dict[str, np.ndarray] = {}
+    for doc_row, doc in enumerate(index.documents):
+        hit = best.get(doc_row)
+        if hit is None:
+            views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, False, 0.0, None))
+            continue
+        mentioned = searcher.supports(hit)
+        if mentioned:
+            answer_vectors[doc.doc_id] = searcher.embedder.encode([hit.answer.text])[0]
+        views.append(ArticleView(
+            doc.doc_id, doc.title, doc.source, doc.date, mentioned, searcher.relevance(hit), hit,
+            numbers=numbers_in(hit.answer.text),
+            positions=tuple(sorted(positions[doc_row], key=lambda p: p.start)),
+        ))
+    views.sort(key=lambda v: (not v.mentioned, -v.score, v.doc_id))
+    views = [replace(v, group=g) for v, g in zip(views, _group(views, answer_vectors))]
+    return Comparison(question, tuple(views), tuple(_conflicts(views)))
