@@ -93,7 +93,7 @@ def extract(path: Path, data: bytes) -> Extracted:
             f"{path}: unsupported file type {suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}. Convert it to one of these first."
         )
-    if not result.text.strip():
+    if not result.text.replace("\ufeff", "").strip():
         raise DocumentError(f"{path}: has no text (the file is empty or only whitespace); "
                             "check that it is the article you meant")
     return result
