@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.boilerplate import boilerplate_start
 from indexer.chunking import chunk_sentences, split_sentences
 from indexer.embedding import Embedder
 from indexer.lexical import build_bm25
@@ -60,7 +61,10 @@ class _Layout:
 def _layout(documents: Sequence[Document], settings: Settings) -> _Layout:
     out = _Layout()
     for row, doc in enumerate(documents):
-        spans = split_sentences(doc.text)
+        # Trailing page furniture (comment prompts, subscription pleas, teasers) stays in
+        # the stored text but is neither chunked nor indexed.
+        cut = boilerplate_start(doc.text)
+        spans = [s for s in split_sentences(doc.text) if s.start < cut]
         first_sentence, first_chunk = len(out.sentence_rows), len(out.chunk_rows)
         index_of = {span: first_sentence + i for i, span in enumerate(spans)}
         out.sentence_rows.extend((row, s.start, s.end) for s in spans)
@@ -176,6 +180,7 @@ def build_index(
             chunk_vectors=chunk_vectors,
             sentence_vectors=sentence_vectors,
             bm25=build_bm25(layout.chunk_fields),
+            sentence_bm25=build_bm25(layout.sentence_texts),
             model={"name": embedder.name, "dimension": embedder.dimension, "normalized": True},
             chunking=settings.chunking,
             extra={"sources": list(sources), "passage_field": PASSAGE_FIELD},

@@ -84,6 +84,7 @@ class Settings:
     rrf_k: int = 60
     candidates: int = 50
     min_relevance: float = 0.35
+    mention_relevance: float = 0.55
     max_question_chars: int = 2000
     max_file_bytes: int = 20_000_000
 
@@ -119,6 +120,7 @@ class Settings:
             rrf_k=_int(env, "VERBATIM_RRF_K", base.rrf_k, 1, 10_000),
             candidates=_int(env, "VERBATIM_CANDIDATES", base.candidates, 1, 10_000),
             min_relevance=_float(env, "VERBATIM_MIN_RELEVANCE", base.min_relevance),
+            mention_relevance=_float(env, "VERBATIM_MENTION_RELEVANCE", base.mention_relevance),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
             max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.max_file_bytes, 1, 10**10),
         )

@@ -13,6 +13,7 @@ This module owns the format (see docs/index-format.md). Layout::
         chunk_vectors.faiss FAISS index of chunk embeddings (inner product)
         sentence_vectors.npy float32 [n_sentences, dim]: sentence embeddings
         bm25/               bm25s index over the chunks (title + text)
+        bm25_sentences/     bm25s index over the sentences
 
 A generation is written in a temporary folder, fsynced, renamed into place, and only
 then named in ``CURRENT``; readers never see half an index, and the previous
@@ -43,7 +44,7 @@ from indexer.settings import ChunkingParams
 from indexer.types import Document
 
 FORMAT_NAME = "verbatim-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = ".lock"
@@ -72,6 +73,7 @@ class IndexData:
     chunk_index: faiss.Index
     sentence_vectors: np.ndarray  # float32 [m, dim], unit rows
     bm25: bm25s.BM25
+    sentence_bm25: bm25s.BM25
 
     @property
     def chunking(self) -> ChunkingParams:
@@ -158,6 +160,7 @@ def write_index(
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     bm25: bm25s.BM25,
+    sentence_bm25: bm25s.BM25,
     model: dict[str, Any],
     chunking: ChunkingParams,
     extra: dict[str, Any] | None = None,
@@ -183,6 +186,7 @@ def write_index(
         faiss.write_index(index, str(tmp / "chunk_vectors.faiss"))
         np.save(tmp / "sentence_vectors.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
         bm25.save(str(tmp / "bm25"), show_progress=False)
+        sentence_bm25.save(str(tmp / "bm25_sentences"), show_progress=False)
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -313,6 +317,7 @@ def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
         sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode=mode)
         chunk_index = faiss.read_index(str(gen / "chunk_vectors.faiss"))
         bm25 = bm25s.BM25.load(str(gen / "bm25"), mmap=mmap, show_progress=False)
+        sentence_bm25 = bm25s.BM25.load(str(gen / "bm25_sentences"), mmap=mmap, show_progress=False)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise IndexMismatchError(
             f"The index at {index_dir} cannot be read ({exc}). "
@@ -326,7 +331,8 @@ def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
             f"The index at {index_dir} is inconsistent (counts differ from its manifest). "
             f"Rebuild it with: {build_command(index_dir)}"
         )
-    return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors, bm25)
+    return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors,
+                     bm25, sentence_bm25)
 
 
 def verify_index(index_dir: str | Path) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.query import prepare
 from retrieval.searcher import Searcher, check_question
 from retrieval.types import Hit
 
@@ -124,7 +125,7 @@ def _conflicts(views: list[ArticleView]) -> list[str]:
     return notes
 
 
-def compare(searcher: Searcher, question: str, depth: int = 400) -> Comparison:
+def compare(searcher: Searcher, question: str, depth: int = 400, per_article: int = 3) -> Comparison:
     """What each article in the index says about ``question``.
 
     Args:
@@ -132,37 +133,45 @@ def compare(searcher: Searcher, question: str, depth: int = 400) -> Comparison:
         question: checked like :meth:`Searcher.ask` (empty or too long -> QuestionError).
         depth: candidates each ranking contributes; articles with no passage among them
             are "not mentioned".
+        per_article: of each article's best-ranked passages, how many compete for its
+            quote (the one whose answer sentence is closest to the question wins).
+
+    An article is "mentioned" when its quote passes the abstention rule
+    (:meth:`Searcher.supports`) at the per-article threshold ``settings.mention_relevance``.
     """
     question = check_question(question, searcher.settings.max_question_chars)
-    qvec = searcher.encode_question(question)
-    ranked = searcher.rank(question, qvec, max(depth, searcher.settings.candidates))
+    query = prepare(question)
+    qvec = searcher.encode_question(query.text)
+    ranked = searcher.rank(query, qvec, max(depth, searcher.settings.candidates))
     index = searcher.index
-    best: dict[int, Hit] = {}
-    positions: dict[int, list[Position]] = {}
+    by_doc: dict[int, list[tuple[int, int, float]]] = {}
     for rank, (row, score) in enumerate(ranked, 1):
-        doc_row = int(index.chunks[row][0])
-        hit = searcher.make_hit(rank, score, row, qvec)
-        relevance = searcher.relevance(hit)
-        doc_len = max(len(index.documents[doc_row].text), 1)
-        positions.setdefault(doc_row, []).append(
-            Position(hit.start, hit.end, hit.start / doc_len, relevance))
-        if doc_row not in best:
-            best[doc_row] = hit
+        by_doc.setdefault(int(index.chunks[row][0]), []).append((rank, row, score))
+    rows = np.array([row for row, _ in ranked], dtype=np.int64)
+    closeness = dict(zip(rows.tolist(), searcher.sentence_similarity(rows, qvec).tolist()))
+    sentence_bm25 = searcher.sentence_bm25(query)
+    threshold = searcher.settings.mention_relevance
     views: list[ArticleView] = []
     answer_vectors: dict[str, np.ndarray] = {}
     for doc_row, doc in enumerate(index.documents):
-        hit = best.get(doc_row)
-        if hit is None:
+        candidates = by_doc.get(doc_row, [])
+        if not candidates:
             views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, False, 0.0, None))
             continue
-        mentioned = searcher.supports(hit)
+        hits = [searcher.make_hit(rank, score, row, query, qvec, sentence_bm25)
+                for rank, row, score in candidates[:per_article]]
+        hit = max(hits, key=lambda h: (searcher.supports(h, threshold), searcher.relevance(h), -h.rank))
+        mentioned = searcher.supports(hit, threshold)
         if mentioned:
             answer_vectors[doc.doc_id] = searcher.embedder.encode([hit.answer.text])[0]
-        views.append(ArticleView(
-            doc.doc_id, doc.title, doc.source, doc.date, mentioned, searcher.relevance(hit), hit,
-            numbers=numbers_in(hit.answer.text),
-            positions=tuple(sorted(positions[doc_row], key=lambda p: p.start)),
-        ))
+        doc_len = max(len(doc.text), 1)
+        positions = tuple(sorted(
+            (Position(int(index.chunks[row][1]), int(index.chunks[row][2]),
+                      int(index.chunks[row][1]) / doc_len, closeness[row]) for _, row, _ in candidates),
+            key=lambda p: p.start))
+        views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, mentioned,
+                                 searcher.relevance(hit), hit, numbers=numbers_in(hit.answer.text),
+                                 positions=positions))
     views.sort(key=lambda v: (not v.mentioned, -v.score, v.doc_id))
     views = [replace(v, group=g) for v, g in zip(views, _group(views, answer_vectors))]
     return Comparison(question, tuple(views), tuple(_conflicts(views)))

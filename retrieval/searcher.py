@@ -1,4 +1,17 @@
-"""Query time: load an index once, answer questions with cited passages."""
+"""Query time: load an index once, answer questions with cited passages.
+
+Ranking (the shipped ``HYBRID`` mode), measured with ``python -m bench.eval``:
+
+1. Candidates: the top ``candidates`` passages by dense similarity (FAISS) and by BM25.
+2. Three features for every candidate: the passage's cosine similarity to the question,
+   the best cosine similarity of any of its sentences, and its BM25 score.
+3. Each feature is standardised over the candidates (z-score) and the three are summed.
+4. Inside each passage the answer sentence is chosen by :func:`retrieval.answer.best_sentence`.
+
+Abstention: a question is answerable when one of the first two hits has an answer
+sentence with similarity >= ``min_relevance`` that states the kind of answer asked for
+(a number, a time, a name) — see :mod:`retrieval.answer`.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +27,20 @@ from indexer.settings import Settings
 from indexer.store import IndexData, build_command, load_index
 from retrieval.answer import best_sentence
 from retrieval.fusion import rrf_fuse
+from retrieval.query import Query, prepare
 from retrieval.types import AnswerSpan, Hit, Result
+
+# How many of the first hits the abstention rule looks at.
+SUPPORT_DEPTH = 2
 
 
 class RankMode(str, Enum):
-    """Which ranking to use: dense vectors only, BM25 only, or both fused (the default)."""
+    """Which ranking to use: dense only, BM25 only, plain reciprocal-rank fusion of the
+    two, or the shipped hybrid (standardised dense, sentence and BM25 scores)."""
 
     DENSE = "dense"
     BM25 = "bm25"
+    RRF = "rrf"
     HYBRID = "hybrid"
 
     @classmethod
@@ -51,6 +70,11 @@ def check_question(question: str, max_chars: int) -> str:
     return question
 
 
+def _standardise(values: np.ndarray) -> np.ndarray:
+    std = float(values.std())
+    return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
+
+
 class Searcher:
     """A loaded index plus the model that built it. Load once, then call :meth:`ask`.
 
@@ -70,7 +94,6 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         self.settings = settings
-        self._doc_ids = [d.doc_id for d in index.documents]
 
     @classmethod
     def load(cls, settings: Settings, embedder: Embedder | None = None) -> "Searcher":
@@ -95,78 +118,127 @@ class Searcher:
     def path(self) -> Path:
         return self.index.path
 
+    # ------------------------------------------------------------------ public API
     def ask(self, question: str, top_k: int | None = None) -> Result:
         """The ``top_k`` passages that best answer ``question``, best first.
 
         Raises:
-            QuestionError: empty or too long question.
+            QuestionError: empty or too long question, or top_k < 1.
         """
         question = check_question(question, self.settings.max_question_chars)
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
-        qvec = self.encode_question(question)
-        ranked = self.rank(question, qvec, max(self.settings.candidates, top_k))[:top_k]
-        hits = tuple(self.make_hit(rank, score, row, qvec) for rank, (row, score) in enumerate(ranked, 1))
-        return Result(question, hits, answerable=any(self.supports(h) for h in hits))
+        query = prepare(question)
+        qvec = self.encode_question(query.text)
+        ranked = self.rank(query, qvec, max(self.settings.candidates, top_k))[:top_k]
+        hits = self.make_hits(query, qvec, ranked)
+        answerable = any(self.supports(h) for h in hits[:SUPPORT_DEPTH])
+        return Result(question, hits, answerable=answerable)
 
-    def encode_question(self, question: str) -> np.ndarray:
-        """The question's unit vector (the question must already be checked)."""
-        return self.embedder.encode([question])[0]
+    def encode_question(self, text: str) -> np.ndarray:
+        """The unit vector of a question's search text."""
+        return self.embedder.encode([text])[0]
 
     def relevance(self, hit: Hit) -> float:
-        """How strongly a hit seems to answer its question, on the scale of
-        ``settings.min_relevance`` (the abstention threshold; see README, "Abstention")."""
-        return max(hit.dense, hit.answer_similarity)
+        """How close the hit's answer sentence is to the question (cosine similarity)."""
+        return hit.answer_similarity
 
-    def supports(self, hit: Hit) -> bool:
-        """Whether a hit seems to answer its question (the calibrated abstention rule)."""
-        return self.relevance(hit) >= self.settings.min_relevance
+    def supports(self, hit: Hit, threshold: float | None = None) -> bool:
+        """Whether a hit seems to answer its question: its answer sentence states the kind
+        of answer asked for, and is similar enough (``threshold``, default
+        ``settings.min_relevance``) — or, when it contains at least half of the question's
+        search terms, at least ``settings.min_relevance`` similar."""
+        threshold = self.settings.min_relevance if threshold is None else threshold
+        similarity = self.relevance(hit)
+        close = similarity >= threshold or (
+            hit.answer_coverage >= 0.5 and similarity >= self.settings.min_relevance)
+        return hit.answer_typed and close
 
-    def rank(
-        self, question: str, qvec: np.ndarray, depth: int, mode: RankMode = RankMode.HYBRID
-    ) -> list[tuple[int, float]]:
-        """Chunk rows and scores, best first, at most ``depth`` of them.
+    def rank(self, query: Query | str, qvec: np.ndarray, depth: int,
+             mode: RankMode = RankMode.HYBRID) -> list[tuple[int, float]]:
+        """Passage rows and scores, best first.
 
         Args:
-            question: the (checked) question, for BM25.
-            qvec: its embedding, for dense search.
+            query: the prepared question (or its text).
+            qvec: the embedding of ``query.text``.
             depth: how many candidates each ranking contributes.
-            mode: dense, BM25 or hybrid (RRF of the two).
+            mode: see :class:`RankMode`.
         """
-        depth = min(len(self.index.chunks), depth)
-        dense: list[tuple[int, float]] = []
-        if mode is not RankMode.BM25:
-            scores, ids = self.index.chunk_index.search(qvec[None, :], depth)
-            dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        if isinstance(query, str):
+            query = prepare(query)
+        depth = min(len(self.index.chunks), max(depth, 1))
+        scores, ids = self.index.chunk_index.search(qvec[None, :].astype(np.float32), depth)
+        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if mode is RankMode.DENSE:
             return dense
-        lexical = self._bm25_ranking(question, depth)
+        bm25 = self._bm25_scores(query)
+        lexical = self._top(bm25, depth)
         if mode is RankMode.BM25:
             return lexical
-        return rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k)
+        if mode is RankMode.RRF:
+            return rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k)
+        rows = np.array(sorted({i for i, _ in dense} | {i for i, _ in lexical}), dtype=np.int64)
+        vectors = self.index.chunk_index.reconstruct_batch(rows) if len(rows) else np.zeros((0, len(qvec)))
+        passage = vectors @ qvec
+        sentence = self.sentence_similarity(rows, qvec)
+        fused = _standardise(passage) + _standardise(sentence) + _standardise(bm25[rows])
+        order = np.lexsort((rows, -fused))
+        return [(int(rows[i]), float(fused[i])) for i in order]
 
-    def _bm25_ranking(self, question: str, depth: int) -> list[tuple[int, float]]:
-        tokens = analyze([question])[0]
-        if not tokens:
-            return []
-        scores = self.index.bm25.get_scores(tokens)
+    def make_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]]) -> tuple[Hit, ...]:
+        """Cited hits, with answer sentences, for ranked passage rows."""
+        sentence_bm25 = self.sentence_bm25(query)
+        return tuple(self.make_hit(rank, score, row, query, qvec, sentence_bm25)
+                     for rank, (row, score) in enumerate(ranked, 1))
+
+    def make_hit(self, rank: int, score: float, chunk_row: int, query: Query, qvec: np.ndarray,
+                 sentence_bm25: np.ndarray | None = None) -> Hit:
+        """The cited passage at ``chunk_row`` with its best-answering sentence."""
+        doc_row, start, end, lo, hi = (int(x) for x in self.index.chunks[chunk_row])
+        doc = self.index.documents[doc_row]
+        spans = np.asarray(self.index.sentences[lo:hi])
+        texts = [doc.text[s:e] for _, s, e in spans]
+        lexical = sentence_bm25[lo:hi] if sentence_bm25 is not None else np.zeros(hi - lo)
+        best, similarity, typed = best_sentence(query.question, qvec, texts,
+                                                self.index.sentence_vectors[lo:hi], lexical)
+        _, s_start, s_end = (int(x) for x in spans[best])
+        dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
+        coverage = 0.0
+        if query.terms:
+            present = set(analyze([texts[best]])[0])
+            coverage = sum(t in present for t in set(query.terms)) / len(set(query.terms))
+        return Hit(
+            rank=rank, score=score, doc_id=doc.doc_id, title=doc.title, source=doc.source,
+            start=start, end=end, text=doc.text[start:end],
+            answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
+            dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _bm25_scores(self, query: Query) -> np.ndarray:
+        if not query.terms:
+            return np.zeros(len(self.index.chunks), dtype=np.float32)
+        return np.asarray(self.index.bm25.get_scores(list(query.terms)), dtype=np.float32)
+
+    def sentence_bm25(self, query: Query) -> np.ndarray:
+        """BM25 score of every sentence in the index for the query's terms."""
+        if not query.terms:
+            return np.zeros(len(self.index.sentences), dtype=np.float32)
+        return np.asarray(self.index.sentence_bm25.get_scores(list(query.terms)), dtype=np.float32)
+
+    @staticmethod
+    def _top(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
         positive = np.flatnonzero(scores > 0)
         if len(positive) > depth:
             positive = positive[np.argpartition(-scores[positive], depth - 1)[:depth]]
         order = positive[np.lexsort((positive, -scores[positive]))]
         return [(int(i), float(scores[i])) for i in order]
 
-    def make_hit(self, rank: int, score: float, chunk_row: int, qvec: np.ndarray) -> Hit:
-        """The cited passage at ``chunk_row`` with its best-answering sentence."""
-        doc_row, start, end, lo, hi = (int(x) for x in self.index.chunks[chunk_row])
-        doc = self.index.documents[doc_row]
-        dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
-        best, similarity = best_sentence(qvec, self.index.sentence_vectors[lo:hi])
-        _, s_start, s_end = (int(x) for x in self.index.sentences[lo + best])
-        return Hit(
-            rank=rank, score=score, doc_id=doc.doc_id, title=doc.title, source=doc.source,
-            start=start, end=end, text=doc.text[start:end],
-            answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
-            dense=dense, answer_similarity=similarity,
-        )
+    def sentence_similarity(self, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+        """For each passage row, the best cosine similarity of one of its sentences."""
+        chunks = np.asarray(self.index.chunks)[rows]
+        out = np.empty(len(rows), dtype=np.float32)
+        for i, (lo, hi) in enumerate(chunks[:, 3:5]):
+            out[i] = float((np.asarray(self.index.sentence_vectors[lo:hi]) @ qvec).max())
+        return out

@@ -33,6 +33,8 @@ class Hit:
     answer: AnswerSpan
     dense: float = 0.0  # cosine similarity of the passage to the question
     answer_similarity: float = 0.0  # cosine similarity of the answer sentence
+    answer_typed: bool = True  # the answer sentence states the kind of answer asked for
+    answer_coverage: float = 0.0  # share of the question's search terms in the answer sentence
 
     def to_json(self) -> dict[str, Any]:
         return {
