@@ -34,5 +34,8 @@ test: setup-dev
 bench: setup
 	$(PY) -m bench
 
+eval: setup
+	$(PY) -m bench.eval
+
 clean:
 	rm -rf $(VENV) $(INDEX) .pytest_cache .hypothesis

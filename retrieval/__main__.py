@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_human(result, out) -> None:  # type: ignore[no-untyped-def]
     print(f"Q: {result.question}", file=out)
+    if not result.answerable:
+        print("The articles don't seem to answer this. The nearest passages (weak matches):", file=out)
     for hit in result.hits:
         print(f"\n{hit.rank}. {hit.title}", file=out)
         print(f"   {hit.source} [{hit.start}:{hit.end}]  score {hit.score:.4f}", file=out)
