@@ -33,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 
     build = command(
         "build", "index articles from files and folders (full rebuild)",
-        "Read articles (.txt, .md, UTF-8; folders are searched recursively), chunk, embed "
-        "and index them. The new index replaces the old one atomically; files that cannot "
-        "be read are skipped with a warning.")
+        "Read articles (.txt, .md, .html, .pdf, .docx; folders are searched recursively), "
+        "chunk, embed and index them. The new index replaces the old one atomically; files "
+        "that cannot be read are skipped with a warning.")
     build.add_argument("paths", nargs="*", default=["seeds"], metavar="PATH",
                        help="article files or folders (default: seeds)")
     build.add_argument("--if-changed", action="store_true",
@@ -63,9 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _warn_skipped(skipped) -> None:  # type: ignore[no-untyped-def]
+def _warn_skipped(skipped, docs=()) -> None:  # type: ignore[no-untyped-def]
     for s in skipped:
         print(f"warning: skipped {s.path}: {s.reason}", file=sys.stderr)
+    for d in docs:
+        if d.note:
+            print(f"note: {d.source}: {d.note}", file=sys.stderr)
 
 
 def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
@@ -105,10 +108,10 @@ def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
     from indexer.documents import load_documents
 
     docs, skipped = load_documents(args.paths, settings.max_file_bytes)
-    _warn_skipped(skipped)
+    _warn_skipped(skipped, docs)
     if not docs:
         print(f"error: no readable articles in {' '.join(args.paths)} "
-              "(expected .txt or .md files, UTF-8).", file=sys.stderr)
+              "(expected .txt, .md, .html, .pdf or .docx files).", file=sys.stderr)
         return 2
     if args.if_changed and _is_current(settings, docs):
         print(f"Index at {settings.index_dir} is up to date ({len(docs)} articles).")
@@ -129,7 +132,7 @@ def _add(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-
     docs, skipped = load_documents(args.paths, settings.max_file_bytes)
     report = add_documents(docs, settings, _lazy_embedder(settings), skipped=skipped,
                            show_progress=True)
-    _warn_skipped(report.skipped)
+    _warn_skipped(report.skipped, docs)
     print(f"Added {len(report.added)}, updated {len(report.updated)}, unchanged "
           f"{len(report.unchanged)}, skipped {len(report.skipped)}.")
     if report.result is not None:

@@ -83,8 +83,9 @@ def chunk_sentences(
     Sentences are added until the chunk reaches ``min_words``; a sentence that would
     take it past ``max_words`` starts the next chunk instead (a single sentence longer
     than ``max_words`` is a chunk of its own: sentences are never cut). The next chunk
-    starts ``overlap_sentences`` sentences before the previous one ended. Every
-    sentence belongs to at least one chunk.
+    starts ``overlap_sentences`` sentences before the previous one ended, unless those
+    sentences alone would fill it (then it starts right after). Every sentence belongs to
+    at least one chunk, and every chunk adds at least one sentence to its predecessor.
     """
     words = [word_count(s.slice(text)) for s in sentences]
     chunks: list[Chunk] = []
@@ -109,7 +110,11 @@ def chunk_sentences(
         )
         if j >= n:
             break
-        i = max(i + 1, j - params.overlap_sentences)
+        # Overlap only when the shared sentences leave room for new ones: the next chunk
+        # must add at least one sentence, or it would lie inside this one.
+        start = max(i + 1, j - params.overlap_sentences)
+        shared = sum(words[start:j])
+        i = start if shared < params.min_words and shared + words[j] <= params.max_words else j
     return chunks
 
 

@@ -28,5 +28,10 @@ def analyze(texts: Sequence[str]) -> list[list[str]]:
 def build_bm25(texts: Sequence[str]) -> bm25s.BM25:
     """A BM25 index over ``texts`` (row i of the index is ``texts[i]``)."""
     retriever = bm25s.BM25(k1=BM25_PARAMS["k1"], b=BM25_PARAMS["b"], method=BM25_PARAMS["method"])
-    retriever.index(analyze(texts), show_progress=False)
+    tokens = analyze(texts)
+    if not any(tokens):
+        # bm25s cannot index an empty vocabulary (a corpus of stop words only); a term no
+        # query can produce (analysis lower-cases) keeps the index valid and matches nothing.
+        tokens = [["NO_TERMS"] for _ in tokens]
+    retriever.index(tokens, show_progress=False)
     return retriever

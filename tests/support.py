@@ -1,0 +1,90 @@
+"""Plain helpers shared by conftest.py and the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexer.embedding import Embedder
+from indexer.settings import ChunkingParams, Settings
+from indexer.types import Document
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def in_repo_root() -> Iterator[None]:
+    """Run with the repository root as working directory (sources become ``seeds/...``)."""
+    previous = Path.cwd()
+    os.chdir(REPO_ROOT)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def read_source(source: str) -> str:
+    """A document's source text exactly as the indexer reads it (bytes decoded as UTF-8, no
+    newline translation); a relative ``source`` is relative to the repository root."""
+    path = Path(source)
+    return (path if path.is_absolute() else REPO_ROOT / path).read_bytes().decode("utf-8")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for CLI subprocesses: offline, no VERBATIM_* from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+# Small synthetic articles for fast tests with the fake embedder: distinct topics, headings
+# without final periods, abbreviations, curly quotes, a URL, non-ASCII text.
+SYNTHETIC_ARTICLES = {
+    "penguins.txt": (
+        "Emperor penguins breed on Antarctic sea ice\n\n"
+        "Source: https://example.org/news/penguins-2024.\n\n"
+        "Emperor penguins breed in winter on the sea ice around Antarctica. The males keep the "
+        "eggs warm on their feet for about two months. Dr. Ana Silva said the colony had shrunk. "
+        "“The ice broke up early.” Researchers counted the chicks from satellite images!\n"
+        "Why does the ice matter? Without stable ice the chicks drown before they can swim.\n"
+    ),
+    "volcano.txt": (
+        "# Volcano erupts near Grindavik in Iceland\n\n"
+        "A volcano erupted on the Reykjanes peninsula in Iceland on Monday night. Lava flowed "
+        "toward the fishing town of Grindavik, which had been evacuated. U.S. officials said "
+        "flights were not affected. The Icelandic Met Office measured hundreds of small "
+        "earthquakes before the eruption. Engineers built earth walls to steer the lava away "
+        "from the geothermal power plant.\n"
+    ),
+    "chess.md": (
+        "Chess prodigy wins the Zürich tournament\n\n"
+        "A fourteen-year-old grandmaster won the Zürich chess tournament on Sunday. She beat "
+        "the defending champion with the black pieces in the final round. Mr. Keller, the "
+        "organiser, called it “the best game of the decade.” The prize was 50,000 francs… "
+        "Next year the tournament moves to Geneva.\n"
+    ),
+}
+
+# Small chunks, so that every synthetic article has several overlapping passages.
+FAKE_CHUNKING = ChunkingParams(min_words=8, max_words=20, overlap_sentences=1)
+
+
+def write_articles(folder: Path, articles: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in articles.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@dataclass(frozen=True)
+class FakeIndex:
+    """A built fake-embedder index: its settings, the embedder, and the indexed documents."""
+
+    settings: Settings
+    embedder: Embedder
+    documents: tuple[Document, ...]
+    folder: Path  # the article files

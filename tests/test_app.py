@@ -1,0 +1,128 @@
+"""The Streamlit app, headless (AppTest), with the real model (slow).
+
+st.cache_resource keeps loaded indexes per directory across AppTest runs in this process, so
+each test that needs a particular index uses its own directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from indexer.build import build_index
+from indexer.documents import load_documents
+from indexer.settings import Settings
+from support import REPO_ROOT, write_articles
+
+pytestmark = pytest.mark.slow
+
+APP = str(REPO_ROOT / "app.py")
+MARKUP = "<script>alert(1)</script><b>bold</b>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;"
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, index_dir: Path) -> AppTest:
+    monkeypatch.setenv("VERBATIM_INDEX_DIR", str(index_dir))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    return at
+
+
+def _ask(at: AppTest, question: str) -> AppTest:
+    at.text_input(key="question").input(question)
+    (submit,) = [b for b in at.button if b.label == "Ask"]
+    submit.click()
+    return at.run()
+
+
+def _html(at: AppTest) -> list[str]:
+    return [element.value for element in at.html]
+
+
+def _messages(elements) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.value for e in elements]
+
+
+def test_initial_page_shows_the_empty_state(monkeypatch: pytest.MonkeyPatch, seeds_index: Settings) -> None:
+    at = _app(monkeypatch, seeds_index.index_dir)
+    assert not at.exception, _messages(at.exception)
+    assert not at.error
+    assert at.info, "an info box invites a question"
+    assert at.text_input(key="question").value == ""
+    assert not any('class="vb-passage"' in body for body in _html(at)), "no results before a question"
+
+
+def test_question_shows_the_cited_answer(monkeypatch: pytest.MonkeyPatch, seeds_index: Settings) -> None:
+    at = _ask(_app(monkeypatch, seeds_index.index_dir), "When did Turkey join NATO?")
+    assert not at.exception, _messages(at.exception)
+    bodies = _html(at)
+    passages = [b for b in bodies if 'class="vb-passage"' in b]
+    assert passages, "at least one passage is rendered"
+    first = passages[0]
+    assert '<mark class="answer">' in first and "1952" in first
+    answer = first.split('<mark class="answer">', 1)[1].split("</mark>", 1)[0]
+    assert "1952" in answer, "the highlighted sentence is the one that answers"
+    assert any("004_6a67110f8947381e" in b and "seeds/004_6a67110f8947381e.txt" in b for b in bodies)
+
+
+def test_missing_index_shows_the_build_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-index"
+    empty.mkdir()
+    at = _app(monkeypatch, empty)
+    assert not at.exception, _messages(at.exception)
+    errors = _messages(at.error)
+    assert len(errors) == 1
+    assert "python -m indexer build" in errors[0] and str(empty) in errors[0]
+
+
+def test_article_markup_is_escaped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    folder = write_articles(tmp_path / "articles", {
+        "museum.txt": (
+            f"Museum exhibit shows {MARKUP} on a wall\n\n"
+            "The computing museum opened an exhibit about web security on Friday. "
+            f"Visitors saw the string {MARKUP} printed in large letters on the wall. "
+            "The curator said the exhibit explains how websites get hacked.\n"
+        ),
+        "harvest.txt": (
+            "Apple harvest starts early\n\nFarmers in the valley began picking apples in August. "
+            "The warm summer made the fruit ripen two weeks early.\n"
+        ),
+    })
+    docs, skipped = load_documents([folder])
+    assert not skipped
+    settings = Settings(index_dir=tmp_path / "index")
+    build_index(docs, settings, real_embedder)
+
+    at = _ask(_app(monkeypatch, settings.index_dir),
+              "What string did visitors see printed on the wall of the computing museum?")
+    assert not at.exception, _messages(at.exception)
+    bodies = _html(at)
+    rendered = "\n".join(bodies)
+    assert ESCAPED in rendered, "the article's markup is shown as text"
+    assert "<script" not in rendered.lower()
+    assert "<b>bold</b>" not in rendered
+    # Title, passage and full article view all escape it.
+    assert any('class="vb-title"' in b and ESCAPED in b for b in bodies)
+    assert any('class="vb-article"' in b and ESCAPED in b for b in bodies)
+
+
+def test_blank_question_warns(monkeypatch: pytest.MonkeyPatch, seeds_index: Settings) -> None:
+    at = _ask(_app(monkeypatch, seeds_index.index_dir), "   ")
+    assert not at.exception, _messages(at.exception)
+    assert any("empty" in w.lower() for w in _messages(at.warning))
+    assert not any('class="vb-passage"' in body for body in _html(at))
+
+
+def test_empty_submission_is_harmless(monkeypatch: pytest.MonkeyPatch, seeds_index: Settings) -> None:
+    # Submitting an empty box cannot be told apart from the first visit: the app shows the
+    # empty state again (a warning only for a question of blanks, above).
+    at = _app(monkeypatch, seeds_index.index_dir)
+    (submit,) = [b for b in at.button if b.label == "Ask"]
+    submit.click()
+    at.run()
+    assert not at.exception, _messages(at.exception)
+    assert not at.error
+    assert at.info, "the empty state is shown again"
+    assert not any('class="vb-passage"' in body for body in _html(at))

