@@ -131,10 +131,27 @@ class Searcher:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
         query = prepare(question)
         qvec = self.encode_question(query.text)
-        ranked = self.rank(query, qvec, max(self.settings.candidates, top_k))[:top_k]
-        hits = self.make_hits(query, qvec, ranked)
+        ranked = self.rank(query, qvec, max(self.settings.candidates, top_k))
+        hits = self.distinct_hits(query, qvec, ranked, top_k)
         answerable = any(self.supports(h) for h in hits[:SUPPORT_DEPTH])
         return Result(question, hits, answerable=answerable)
+
+    def distinct_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]],
+                      top_k: int) -> tuple[Hit, ...]:
+        """The first ``top_k`` hits whose answer sentences differ: overlapping passages
+        that would highlight the same sentence again are skipped."""
+        sentence_bm25 = self.sentence_bm25(query)
+        hits: list[Hit] = []
+        seen: set[tuple[str, int]] = set()
+        for row, score in ranked:
+            hit = self.make_hit(len(hits) + 1, score, row, query, qvec, sentence_bm25)
+            if (hit.doc_id, hit.answer.start) in seen:
+                continue
+            seen.add((hit.doc_id, hit.answer.start))
+            hits.append(hit)
+            if len(hits) == top_k:
+                break
+        return tuple(hits)
 
     def encode_question(self, text: str) -> np.ndarray:
         """The unit vector of a question's search text."""
@@ -185,12 +202,6 @@ class Searcher:
         fused = _standardise(passage) + _standardise(sentence) + _standardise(bm25[rows])
         order = np.lexsort((rows, -fused))
         return [(int(rows[i]), float(fused[i])) for i in order]
-
-    def make_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]]) -> tuple[Hit, ...]:
-        """Cited hits, with answer sentences, for ranked passage rows."""
-        sentence_bm25 = self.sentence_bm25(query)
-        return tuple(self.make_hit(rank, score, row, query, qvec, sentence_bm25)
-                     for rank, (row, score) in enumerate(ranked, 1))
 
     def make_hit(self, rank: int, score: float, chunk_row: int, query: Query, qvec: np.ndarray,
                  sentence_bm25: np.ndarray | None = None) -> Hit:

@@ -44,7 +44,7 @@ QUESTIONS = [
     {"id": "q1", "question": "When do Honeycrisp apples ripen?", "type": "factual",
      "answers": [{"doc_id": "orchard", "evidence": "Honeycrisp apples ripen in late September"}]},
     # Same words, but the labelled evidence lies in the rocket article, which shares no word
-    # with the question: it is ranked second (dense only), and its answer sentence is its
+    # with the question: it is ranked second, and its answer sentence is its
     # first sentence (all ties), not the evidence.
     {"id": "q2", "question": "Which Honeycrisp apples ripen in September?", "type": "paraphrase",
      "answers": [{"doc_id": "rockets", "evidence": "launch window opens"}]},
