@@ -160,7 +160,9 @@ def compare_view(searcher: Searcher, question: str) -> None:
                         f'<div class="vb-passage">{body}</div>')
             else:
                 st.html(f'{head}<div class="vb-none">Not mentioned.</div>')
-            st.progress(min(max(view.score, 0.0), 1.0), text=f"relevance {view.score:.2f}")
+            terms = " · the question's key terms are in its quote" if (
+                view.mentioned and view.hit is not None and view.hit.answer_coverage >= 0.5) else ""
+            st.progress(min(max(view.score, 0.0), 1.0), text=f"relevance {view.score:.2f}{terms}")
     c1, c2 = st.columns(2)
     c1.download_button("Download comparison as Markdown", comparison_markdown(comparison),
                        "comparison.md", "text/markdown")

@@ -165,9 +165,11 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
         if mentioned:
             answer_vectors[doc.doc_id] = searcher.embedder.encode([hit.answer.text])[0]
         doc_len = max(len(doc.text), 1)
+        # Where the article's passages that come close to the question lie (for the chart).
         positions = tuple(sorted(
             (Position(int(index.chunks[row][1]), int(index.chunks[row][2]),
-                      int(index.chunks[row][1]) / doc_len, closeness[row]) for _, row, _ in candidates),
+                      int(index.chunks[row][1]) / doc_len, closeness[row])
+             for _, row, _ in candidates if closeness[row] >= searcher.settings.min_relevance),
             key=lambda p: p.start))
         views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, mentioned,
                                  searcher.relevance(hit), hit, numbers=numbers_in(hit.answer.text),
