@@ -12,13 +12,10 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import hashlib
-import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import settings as hypothesis_settings
 
@@ -29,45 +26,14 @@ if str(REPO_ROOT) not in sys.path:  # `pytest` run without `python -m`
 from indexer.build import build_index  # noqa: E402
 from indexer.documents import load_documents  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
-from support import FAKE_CHUNKING, SYNTHETIC_ARTICLES, FakeIndex, in_repo_root, write_articles  # noqa: E402
+from support import (  # noqa: E402
+    FAKE_CHUNKING, SYNTHETIC_ARTICLES, FakeEmbedder, FakeIndex, in_repo_root, write_articles,
+)
 
 # No example database under the repository (every write goes under tmp_path), and no
 # deadline (timings on a loaded 2-core machine vary).
 hypothesis_settings.register_profile("verbatim", database=None, deadline=None)
 hypothesis_settings.load_profile("verbatim")
-
-FAKE_MODEL_NAME = "fake-bag-of-words-64"
-_WORD = re.compile(r"\w+")
-
-
-class FakeEmbedder:
-    """Implements :class:`indexer.embedding.Embedder` without a model.
-
-    Each lower-cased word adds 1 to a sha256-chosen dimension, and rows are L2-normalised, so
-    texts sharing words have a positive cosine. A text without words gets a unit vector drawn
-    from a generator seeded by sha256(text). Deterministic across runs and processes.
-    """
-
-    def __init__(self, name: str = FAKE_MODEL_NAME, dimension: int = 64) -> None:
-        self.name = name
-        self.dimension = dimension
-
-    def _row(self, text: str) -> np.ndarray:
-        row = np.zeros(self.dimension, dtype=np.float64)
-        for word in _WORD.findall(text.lower()):
-            bucket = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
-            row[bucket % self.dimension] += 1.0
-        if not row.any():
-            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-            row = np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal(self.dimension)
-        return row / np.linalg.norm(row)
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32,
-               show_progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.ascontiguousarray([self._row(t) for t in texts], dtype=np.float32)
-
 
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:

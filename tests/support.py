@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from indexer.embedding import Embedder
 from indexer.settings import ChunkingParams, Settings
@@ -88,3 +92,36 @@ class FakeIndex:
     embedder: Embedder
     documents: tuple[Document, ...]
     folder: Path  # the article files
+
+
+FAKE_MODEL_NAME = "fake-bag-of-words-64"
+_WORD = re.compile(r"\w+")
+
+
+class FakeEmbedder:
+    """Implements :class:`indexer.embedding.Embedder` without a model.
+
+    Each lower-cased word adds 1 to a sha256-chosen dimension, and rows are L2-normalised, so
+    texts sharing words have a positive cosine. A text without words gets a unit vector drawn
+    from a generator seeded by sha256(text). Deterministic across runs and processes.
+    """
+
+    def __init__(self, name: str = FAKE_MODEL_NAME, dimension: int = 64) -> None:
+        self.name = name
+        self.dimension = dimension
+
+    def _row(self, text: str) -> np.ndarray:
+        row = np.zeros(self.dimension, dtype=np.float64)
+        for word in _WORD.findall(text.lower()):
+            bucket = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+            row[bucket % self.dimension] += 1.0
+        if not row.any():
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+            row = np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal(self.dimension)
+        return row / np.linalg.norm(row)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32,
+               show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray([self._row(t) for t in texts], dtype=np.float32)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from conftest import FakeEmbedder
+from support import FAKE_CHUNKING, FakeEmbedder
 from indexer.build import build_index
 from indexer.errors import DocumentError, IndexLockedError
 from indexer.settings import Settings
@@ -21,7 +21,7 @@ from indexer.store import load_index, write_lock
 from indexer.types import Document
 from indexer.update import LazyEmbedder, add_documents, remove_documents, upload_articles
 from retrieval.searcher import Searcher
-from support import FAKE_CHUNKING
+
 
 TOPICS = {
     "a": "Penguins breed on the sea ice. The males keep the eggs warm for two months.",
