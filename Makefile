@@ -26,8 +26,10 @@ setup-dev: $(VENV)/.installed-dev
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| echo "warning: could not install Debian's chromium; the browser tests will fail." >&2
 
+# Adds new or changed seed articles (building the index when there is none); articles
+# added later through the app or `indexer add` stay.
 index: setup
-	$(PY) -m indexer build seeds --index $(INDEX) --if-changed
+	$(PY) -m indexer add seeds --index $(INDEX)
 
 run: index
 	VERBATIM_INDEX_DIR=$(INDEX) $(PY) -m streamlit run app.py

@@ -56,7 +56,8 @@ def get_index(index_dir: str, generation: str) -> IndexData:
 def get_searcher(settings: Settings) -> Searcher:
     generation = current_generation(settings.index_dir).name
     index = get_index(str(settings.index_dir), generation)
-    embedder = get_embedder(str(settings.model_path or ""), index.manifest["model"]["name"])
+    # The configured model; Searcher refuses an index built with another one.
+    embedder = get_embedder(str(settings.model_path or ""), settings.model_name)
     return Searcher(index, embedder, settings)
 
 
@@ -220,7 +221,7 @@ def main() -> None:
 
     manifest = searcher.index.manifest
     with st.sidebar:
-        top_k = st.slider("Passages to show", 1, 20, settings.top_k)
+        top_k = st.slider("Passages to show", 1, max(20, settings.top_k), settings.top_k)
         st.subheader("Index")
         st.markdown(
             f"- **Articles:** {manifest['corpus']['documents']}\n"
@@ -261,8 +262,8 @@ def main() -> None:
         st.info("Ask anything the articles might answer. **Answers** lists the best passages, "
                 "each with its citation and the answering sentence highlighted; **Compare** shows "
                 "what each article says. Try one of these:")
-        for example in example_questions(searcher.index):
-            st.button(example, on_click=set_question, args=(example,), key=f"ex-{example}")
+        for n, example in enumerate(example_questions(searcher.index)):
+            st.button(example, on_click=set_question, args=(example,), key=f"example-{n}")
         return
     if view == "Compare":
         compare_view(searcher, question)

@@ -100,7 +100,9 @@ def _lazy_embedder(settings):  # type: ignore[no-untyped-def]
         model = read_manifest(settings.index_dir)["model"]
     except VerbatimError:
         return _embedder(settings)
-    return LazyEmbedder(model["name"], model["dimension"], lambda: _embedder(settings))
+    if model["name"] != settings.model_name:
+        return _embedder(settings)  # another model: everything is re-embedded with it
+    return LazyEmbedder(settings.model_name, model["dimension"], lambda: _embedder(settings))
 
 
 def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]

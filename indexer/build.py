@@ -9,6 +9,7 @@ same index as a fresh build of the same articles.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,7 @@ def build_index(
     previous: IndexData | None = None,
     sources: Sequence[str] = (),
     show_progress: bool = False,
+    locked: bool = False,
 ) -> BuildResult:
     """Chunk, embed and index ``documents`` into ``settings.index_dir`` (replacing it atomically).
 
@@ -157,6 +159,8 @@ def build_index(
         previous: an index whose vectors may be reused for unchanged documents.
         sources: the paths the documents came from, recorded for the rebuild hint.
         show_progress: show a progress bar while embedding.
+        locked: the caller already holds :func:`indexer.store.write_lock` (an update that
+            read ``previous`` under the same lock, so no other writer slips in between).
 
     Raises:
         ValueError: duplicate document ids, or no text at all.
@@ -169,7 +173,7 @@ def build_index(
     layout = _layout(documents, settings)
     if not layout.chunk_rows:
         raise ValueError("there is no text to index")
-    with write_lock(settings.index_dir):
+    with contextlib.nullcontext() if locked else write_lock(settings.index_dir):
         chunk_vectors, sentence_vectors, reused = _vectors(
             documents, layout, previous, embedder, settings, show_progress)
         path = write_index(

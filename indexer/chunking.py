@@ -62,10 +62,15 @@ def split_sentences(text: str) -> list[Span]:
     return spans
 
 
+def _blank(char: str) -> bool:
+    # A byte-order mark (U+FEFF) is not content either, though str.isspace() says so.
+    return char.isspace() or char == "\ufeff"
+
+
 def _append_trimmed(text: str, start: int, end: int, spans: list[Span]) -> None:
-    while start < end and text[start].isspace():
+    while start < end and _blank(text[start]):
         start += 1
-    while end > start and text[end - 1].isspace():
+    while end > start and _blank(text[end - 1]):
         end -= 1
     if end > start:
         spans.append(Span(start, end))

@@ -5,7 +5,8 @@ This module owns the format (see docs/index-format.md). Layout::
     INDEX_DIR/
       CURRENT               name of the live generation, replaced atomically
       .lock                 writers hold an exclusive flock on it
-      gen-<time>-<pid>/     one complete, immutable index generation
+      gen-<time>-<ns>-<pid>/  one complete, immutable index generation (the current one and
+                        the one before it are kept)
         manifest.json       format version, model, chunking, corpus hash, versions, checksums
         documents.jsonl     one document a line, with its full source text
         chunks.npy          int64 [n_chunks, 5]: doc row, start, end, first sentence, end sentence
@@ -221,8 +222,15 @@ def write_index(
 
 
 def _remove_old_generations(index_dir: Path, keep: str) -> None:
+    """Delete leftovers and all generations but the new one and the one before it (a
+    reader that resolved ``CURRENT`` just before the switch may still be loading it)."""
+    generations = sorted((p for p in index_dir.iterdir() if p.name.startswith("gen-")),
+                         key=lambda p: p.stat().st_mtime_ns)
+    previous = [p.name for p in generations if p.name != keep][-1:]
     for path in index_dir.iterdir():
-        if path.name != keep and (path.name.startswith("gen-") or path.name.startswith(".tmp-")):
+        if path.name in (keep, *previous):
+            continue
+        if path.name.startswith("gen-") or path.name.startswith(".tmp-"):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -247,8 +255,9 @@ def current_generation(index_dir: Path) -> Path:
     return gen
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    gen = current_generation(index_dir)
+def read_manifest(index_dir: Path, gen: Path | None = None) -> dict[str, Any]:
+    """The manifest of generation ``gen`` (default: the current one)."""
+    gen = current_generation(index_dir) if gen is None else gen
     try:
         manifest: dict[str, Any] = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -304,7 +313,7 @@ def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
     """
     index_dir = Path(index_dir)
     gen = current_generation(index_dir)
-    manifest = read_manifest(index_dir)
+    manifest = read_manifest(index_dir, gen)
     check_manifest(manifest, index_dir)
     total = sum(m["bytes"] for m in manifest["files"].values())
     verify_files(gen, manifest, index_dir, full=total <= FULL_CHECK_BYTES)
@@ -348,7 +357,7 @@ def verify_index(index_dir: str | Path) -> list[str]:
     """
     index_dir = Path(index_dir)
     gen = current_generation(index_dir)
-    manifest = read_manifest(index_dir)
+    manifest = read_manifest(index_dir, gen)
     check_manifest(manifest, index_dir)
     verify_files(gen, manifest, index_dir, full=True)
     index = load_index(index_dir)

@@ -8,7 +8,7 @@ stored texts (fast), and the new generation replaces the old one atomically.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from indexer.documents import Skipped
 from indexer.embedding import Embedder
 from indexer.errors import DocumentError, IndexNotFoundError
 from indexer.settings import Settings
-from indexer.store import IndexData, load_index
+from indexer.store import IndexData, load_index, write_lock
 from indexer.types import Document
 
 
@@ -69,8 +69,16 @@ def add_documents(
     """Add or update articles. A document whose id exists is replaced when its content
     changed; an article whose content equals another article's is reported and skipped.
 
-    Creates the index when there is none yet.
+    Creates the index when there is none yet, and rebuilds it when it was built with other
+    chunking settings or another model. The writer lock is held from reading the current
+    index to writing the new one, so a concurrent update cannot be lost.
     """
+    with write_lock(settings.index_dir):
+        return _add_locked(new_docs, settings, embedder, skipped, show_progress)
+
+
+def _add_locked(new_docs: Sequence[Document], settings: Settings, embedder: Embedder,
+                skipped: Sequence[Skipped], show_progress: bool) -> UpdateReport:
     previous = _current(settings)
     existing = {d.doc_id: d for d in previous.documents} if previous else {}
     by_hash = {d.sha256: d.doc_id for d in existing.values()}
@@ -88,13 +96,16 @@ def add_documents(
         (updated if old is not None else added).append(doc.doc_id)
         merged[doc.doc_id] = doc
         by_hash[doc.sha256] = doc.doc_id
+    stale = previous is not None and (
+        previous.manifest["chunking"] != asdict(settings.chunking)
+        or previous.manifest["model"]["name"] != embedder.name)
     result = None
-    if added or updated or previous is None:
+    if added or updated or stale or previous is None:
         if not merged:
             return UpdateReport(skipped=tuple(skips))
         result = build_index(list(merged.values()), settings, embedder, previous=previous,
                              sources=[d.source for d in sorted(merged.values(), key=lambda d: d.doc_id)],
-                             show_progress=show_progress)
+                             show_progress=show_progress, locked=True)
     return UpdateReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged),
                         skipped=tuple(skips), result=result)
 
@@ -106,6 +117,11 @@ def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embed
         IndexNotFoundError: no index yet.
         DocumentError: an unknown id (the message lists close matches), or removing every article.
     """
+    with write_lock(settings.index_dir):
+        return _remove_locked(doc_ids, settings, embedder)
+
+
+def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedder) -> UpdateReport:
     previous = load_index(settings.index_dir)
     existing = {d.doc_id: d for d in previous.documents}
     unknown = [i for i in doc_ids if i not in existing]
@@ -121,8 +137,10 @@ def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embed
     if not keep:
         raise DocumentError("Removing every article would leave an empty index. To start over, "
                             f"delete the folder {settings.index_dir} and build a new index.")
-    result = build_index(keep, settings, embedder, previous=previous,
-                         sources=[d.source for d in keep])
+    # Re-chunk with the index's own settings, so that nothing needs embedding.
+    same = replace(settings, chunking=previous.chunking)
+    result = build_index(keep, same, embedder, previous=previous,
+                         sources=[d.source for d in keep], locked=True)
     return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
 
 

@@ -145,10 +145,14 @@ def test_rebuild_replaces_the_generation(fake_index: FakeIndex) -> None:
     docs = list(fake_index.documents[:1])
     result = build_index(docs, fake_index.settings, fake_index.embedder)
     assert current_generation(index_dir) == result.path != first
-    assert not first.exists(), "the old generation is removed after the switch"
+    assert first.exists(), "the previous generation is kept for readers that just resolved it"
     assert [d.doc_id for d in load_index(index_dir).documents] == [docs[0].doc_id]
     assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith(".")) == sorted(
-        [CURRENT, result.path.name])
+        [CURRENT, first.name, result.path.name])
+    third = build_index(list(fake_index.documents), fake_index.settings, fake_index.embedder)
+    assert not first.exists(), "generations older than the previous one are removed"
+    assert sorted(p.name for p in index_dir.iterdir() if not p.name.startswith(".")) == sorted(
+        [CURRENT, result.path.name, third.path.name])
 
 
 # --- refusing a bad index ---------------------------------------------------------------

@@ -70,12 +70,12 @@ def test_any_adds_and_removes_equal_a_fresh_build(tmp_path_factory: pytest.TempP
     embedder = FakeEmbedder()
     current: dict[str, Document] = {"a": doc("a", TOPICS["a"])}
     add_documents([current["a"]], settings, embedder)
-    for op, key in ops:
+    for step, (op, key) in enumerate(ops):
         if op == "add" and key not in current:
             current[key] = doc(key, TOPICS[key])
             add_documents([current[key]], settings, embedder)
         elif op == "change" and key in current:
-            current[key] = doc(key, TOPICS[key] + " An update was added later.")
+            current[key] = doc(key, TOPICS[key] + f" Update number {step} was added later.")
             report = add_documents([current[key]], settings, embedder)
             assert report.updated == (key,)
         elif op == "remove" and key in current and len(current) > 1:
@@ -205,3 +205,25 @@ def test_uploads_are_saved_under_safe_names(tmp_path: Path) -> None:
     assert [d.doc_id for d in index.documents] == ["evil", "good"]
     for d in index.documents:
         assert Path(d.source).read_bytes().decode("utf-8") == d.text
+
+
+def test_concurrent_adds_lose_nothing(tmp_path: Path) -> None:
+    import threading
+
+    settings = fake_settings(tmp_path / "index")
+    add_documents([doc("a", TOPICS["a"])], settings, FakeEmbedder())
+    errors: list[BaseException] = []
+
+    def add(key: str) -> None:
+        try:
+            add_documents([doc(key, TOPICS[key])], settings, FakeEmbedder())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(k,)) for k in "bcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [d.doc_id for d in load_index(settings.index_dir).documents] == ["a", "b", "c", "d"]
