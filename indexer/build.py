@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.ann import choose_index
 from indexer.boilerplate import boilerplate_start
 from indexer.chunking import chunk_sentences, split_sentences
 from indexer.embedding import Embedder
@@ -188,6 +189,7 @@ def build_index(
             model={"name": embedder.name, "dimension": embedder.dimension, "normalized": True},
             chunking=settings.chunking,
             extra={"sources": list(sources), "passage_field": PASSAGE_FIELD},
+            vector_spec=choose_index(len(layout.chunk_rows), embedder.dimension, settings.exact_max),
         )
     reused_chunks = sum(hi - lo for (lo, hi), d in zip(layout.doc_chunks, documents) if d.doc_id in reused)
     reused_sentences = sum(hi - lo for (lo, hi), d in zip(layout.doc_sentences, documents) if d.doc_id in reused)

@@ -87,6 +87,7 @@ class Settings:
     mention_relevance: float = 0.55
     max_question_chars: int = 2000
     max_file_bytes: int = 20_000_000
+    exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -123,6 +124,7 @@ class Settings:
             mention_relevance=_float(env, "VERBATIM_MENTION_RELEVANCE", base.mention_relevance),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
             max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.max_file_bytes, 1, 10**10),
+            exact_max=_int(env, "VERBATIM_EXACT_MAX", base.exact_max, 0, 10**9),
         )
 
     def with_index(self, index_dir: str | Path | None) -> "Settings":

@@ -11,7 +11,8 @@ This module owns the format (see docs/index-format.md). Layout::
         documents.jsonl     one document a line, with its full source text
         chunks.npy          int64 [n_chunks, 5]: doc row, start, end, first sentence, end sentence
         sentences.npy       int64 [n_sentences, 3]: doc row, start, end
-        chunk_vectors.faiss FAISS index of chunk embeddings (inner product)
+        chunk_vectors.faiss FAISS index of chunk embeddings (inner product): exact up to
+                            indexer.ann.EXACT_MAX passages, IVF above (manifest "vector_index")
         sentence_vectors.npy float32 [n_sentences, dim]: sentence embeddings
         bm25/               bm25s index over the chunks (title + text)
         bm25_sentences/     bm25s index over the sentences
@@ -40,6 +41,7 @@ import bm25s
 import faiss
 import numpy as np
 
+from indexer.ann import build_vector_index, choose_index, read_vector_index, write_vector_index
 from indexer.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from indexer.settings import ChunkingParams
 from indexer.types import Document
@@ -165,6 +167,7 @@ def write_index(
     model: dict[str, Any],
     chunking: ChunkingParams,
     extra: dict[str, Any] | None = None,
+    vector_spec: dict[str, Any] | None = None,
 ) -> Path:
     """Write a new generation and make it current. The caller holds :func:`write_lock`.
 
@@ -181,10 +184,11 @@ def write_index(
         np.save(tmp / "chunks.npy", np.ascontiguousarray(chunks, dtype=np.int64))
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sentences, dtype=np.int64))
         # Vectors are float32, C-contiguous and L2-normalised, so inner product is cosine.
-        index = faiss.IndexFlatIP(int(model["dimension"]))
-        if len(chunk_vectors):
-            index.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
-        faiss.write_index(index, str(tmp / "chunk_vectors.faiss"))
+        # Exact search up to `exact_max` passages, an IVF index above (indexer/ann.py).
+        spec = vector_spec or choose_index(len(chunk_vectors), int(model["dimension"]))
+        index = build_vector_index(np.ascontiguousarray(chunk_vectors, dtype=np.float32)
+                                   .reshape(-1, int(model["dimension"])), spec)
+        write_vector_index(index, tmp / "chunk_vectors.faiss")
         np.save(tmp / "sentence_vectors.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
         bm25.save(str(tmp / "bm25"), show_progress=False)
         sentence_bm25.save(str(tmp / "bm25_sentences"), show_progress=False)
@@ -193,6 +197,7 @@ def write_index(
             "format_version": FORMAT_VERSION,
             "model": model,
             "chunking": asdict(chunking),
+            "vector_index": spec,
             "corpus": {
                 "hash": corpus_hash(documents),
                 "documents": len(documents),
@@ -324,7 +329,8 @@ def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
         chunks = np.load(gen / "chunks.npy", mmap_mode=mode)
         sentences = np.load(gen / "sentences.npy", mmap_mode=mode)
         sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode=mode)
-        chunk_index = faiss.read_index(str(gen / "chunk_vectors.faiss"))
+        spec = manifest.get("vector_index", {"type": "flat"})
+        chunk_index = read_vector_index(gen / "chunk_vectors.faiss", spec, mmap=mmap)
         bm25 = bm25s.BM25.load(str(gen / "bm25"), mmap=mmap, show_progress=False)
         sentence_bm25 = bm25s.BM25.load(str(gen / "bm25_sentences"), mmap=mmap, show_progress=False)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:

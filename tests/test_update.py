@@ -227,3 +227,18 @@ def test_concurrent_adds_lose_nothing(tmp_path: Path) -> None:
         t.join()
     assert not errors
     assert [d.doc_id for d in load_index(settings.index_dir).documents] == ["a", "b", "c", "d"]
+
+
+def test_large_index_path_ivf_search_and_reuse(tmp_path: Path) -> None:
+    """Above exact_max the passages go into an IVF index (indexer/ann.py); search,
+    reconstruct and incremental reuse work the same way there."""
+    settings = replace(fake_settings(tmp_path / "index"), exact_max=2)
+    embedder = FakeEmbedder()
+    add_documents([doc(k, TOPICS[k]) for k in "abc"], settings, embedder)
+    index = load_index(settings.index_dir)
+    assert index.manifest["vector_index"]["type"] == "ivf"
+    assert Searcher.load(settings, embedder).ask("volcano lava Iceland").hits[0].doc_id == "b"
+    add_documents([doc("d", TOPICS["d"])], settings, embedder)
+    fresh = replace(fake_settings(tmp_path / "fresh"), exact_max=2)
+    build_index([doc(k, TOPICS[k]) for k in "abcd"], fresh, embedder)
+    assert_same(snapshot(settings.index_dir), snapshot(fresh.index_dir))
