@@ -43,8 +43,8 @@ mark.passage { background: #e3efff; color: inherit; }
 
 
 @st.cache_resource(show_spinner="Loading the model…")
-def get_embedder(model_path: str, model_name: str) -> Embedder:
-    return load_embedder(Path(model_path) if model_path else None, model_name)
+def get_embedder(model_path: str, model_name: str, backend: str) -> Embedder:
+    return load_embedder(Path(model_path) if model_path else None, model_name, backend)
 
 
 @st.cache_resource(show_spinner="Loading the index…", max_entries=2)
@@ -57,7 +57,7 @@ def get_searcher(settings: Settings) -> Searcher:
     generation = current_generation(settings.index_dir).name
     index = get_index(str(settings.index_dir), generation)
     # The configured model; Searcher refuses an index built with another one.
-    embedder = get_embedder(str(settings.model_path or ""), settings.model_name)
+    embedder = get_embedder(str(settings.model_path or ""), settings.model_name, settings.backend)
     return Searcher(index, embedder, settings)
 
 

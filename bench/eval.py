@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def embedder() -> Any:
         if not embedder_box:
-            embedder_box.append(load_embedder(settings.model_path, settings.model_name))
+            embedder_box.append(load_embedder(settings.model_path, settings.model_name, settings.backend))
         return embedder_box[0]
 
     report: dict[str, Any] = {"settings": json.loads(json.dumps(asdict(settings), default=str))}

@@ -89,7 +89,7 @@ def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
 def _embedder(settings):  # type: ignore[no-untyped-def]
     from indexer.embedding import load_embedder
 
-    return load_embedder(settings.model_path, settings.model_name)
+    return load_embedder(settings.model_path, settings.model_name, settings.backend)
 
 
 def _lazy_embedder(settings):  # type: ignore[no-untyped-def]

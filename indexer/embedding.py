@@ -64,8 +64,16 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def load_embedder(path: Path | None, name: str) -> SentenceTransformerEmbedder:
-    """Load the configured model, or raise :class:`ModelNotFoundError` saying how to get it."""
+def load_embedder(path: Path | None, name: str, backend: str = "torch") -> Embedder:
+    """Load the configured model, or raise :class:`ModelNotFoundError` saying how to get it.
+
+    ``backend="onnx"`` runs the int8 ONNX export of the same model made at setup time
+    (``python -m indexer.onnx_backend export``; see indexer/onnx_backend.py).
+    """
+    if backend == "onnx":
+        from indexer.onnx_backend import OnnxEmbedder
+
+        return OnnxEmbedder(name=name)
     if path is None:
         raise ModelNotFoundError(f"The embedding model {name!r} is not installed. {INSTALL_HINT}")
     return SentenceTransformerEmbedder(path, name)

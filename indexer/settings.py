@@ -78,6 +78,7 @@ class Settings:
     upload_dir: Path = Path("articles")
     model_path: Path | None = field(default_factory=packaged_model_path)
     model_name: str = "all-MiniLM-L6-v2"
+    backend: str = "torch"  # "torch" (sentence-transformers) or "onnx" (int8 export, indexer/onnx_backend.py)
     chunking: ChunkingParams = ChunkingParams()
     top_k: int = 5
     batch_size: int = 32
@@ -90,6 +91,8 @@ class Settings:
     exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
 
     def __post_init__(self) -> None:
+        if self.backend not in ("torch", "onnx"):
+            raise ConfigError(f"VERBATIM_BACKEND must be 'torch' or 'onnx'; got {self.backend!r}.")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if self.candidates < 1:
@@ -115,6 +118,7 @@ class Settings:
             upload_dir=Path(env.get("VERBATIM_UPLOAD_DIR") or base.upload_dir),
             model_path=model_path,
             model_name=model_name,
+            backend=(env.get("VERBATIM_BACKEND") or base.backend).strip().lower(),
             chunking=chunking,
             top_k=_int(env, "VERBATIM_TOP_K", base.top_k, 1, 100),
             batch_size=_int(env, "VERBATIM_BATCH_SIZE", base.batch_size, 1, 4096),

