@@ -12,6 +12,8 @@ export TRANSFORMERS_OFFLINE := 1
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# The int8 ONNX export for VERBATIM_BACKEND=onnx (opt-in; idempotent, made from the packaged model).
+	$(PY) -m indexer.onnx_backend export --quiet || echo "warning: ONNX export failed; VERBATIM_BACKEND=onnx will not work" >&2
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
