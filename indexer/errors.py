@@ -5,9 +5,6 @@ Every message says what went wrong *and* what to do next.
 
 from __future__ import annotations
 
-REBUILD_HINT = "python -m indexer build seeds"
-
-
 class VerbatimError(Exception):
     """Base class of every error this project raises on purpose."""
 

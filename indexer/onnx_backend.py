@@ -31,7 +31,6 @@ says the folder already holds one made from the same files, versions and options
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import inspect
 import json
@@ -112,11 +111,9 @@ def _version(package: str) -> str | None:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from indexer.store import sha256_file
+
+    return sha256_file(path)
 
 
 # --------------------------------------------------------------------------- source model

@@ -102,7 +102,8 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -114,7 +115,7 @@ def _file_table(gen: Path) -> dict[str, dict[str, Any]]:
     table = {}
     for path in sorted(p for p in gen.rglob("*") if p.is_file() and p.name != MANIFEST):
         rel = path.relative_to(gen).as_posix()
-        table[rel] = {"bytes": path.stat().st_size, "sha256": _sha256_file(path)}
+        table[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return table
 
 
@@ -302,7 +303,7 @@ def verify_files(gen: Path, manifest: dict[str, Any], index_dir: Path, *, full: 
             problem = "is missing"
         elif path.stat().st_size != meta["bytes"]:
             problem = f"has {path.stat().st_size} bytes, the manifest says {meta['bytes']} (truncated?)"
-        elif full and _sha256_file(path) != meta["sha256"]:
+        elif full and sha256_file(path) != meta["sha256"]:
             problem = "does not match its checksum (corrupt)"
         if problem:
             raise IndexMismatchError(
@@ -310,8 +311,11 @@ def verify_files(gen: Path, manifest: dict[str, Any], index_dir: Path, *, full: 
             )
 
 
-def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
+def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | None = None) -> IndexData:
     """Load the current generation after checking its manifest and files.
+
+    ``full_check`` compares every file's sha256 with the manifest (default: only when the
+    index is at most ``FULL_CHECK_BYTES``; sizes are always compared).
 
     Raises:
         IndexNotFoundError, IndexMismatchError: with the command that fixes it.
@@ -321,7 +325,7 @@ def load_index(index_dir: str | Path, *, mmap: bool = True) -> IndexData:
     manifest = read_manifest(index_dir, gen)
     check_manifest(manifest, index_dir)
     total = sum(m["bytes"] for m in manifest["files"].values())
-    verify_files(gen, manifest, index_dir, full=total <= FULL_CHECK_BYTES)
+    verify_files(gen, manifest, index_dir, full=total <= FULL_CHECK_BYTES if full_check is None else full_check)
     try:
         with (gen / "documents.jsonl").open(encoding="utf-8") as f:
             documents = tuple(Document(**json.loads(line)) for line in f)
@@ -361,19 +365,14 @@ def verify_index(index_dir: str | Path) -> list[str]:
     Raises:
         IndexNotFoundError, IndexMismatchError: the index is missing or damaged.
     """
-    index_dir = Path(index_dir)
-    gen = current_generation(index_dir)
-    manifest = read_manifest(index_dir, gen)
-    check_manifest(manifest, index_dir)
-    verify_files(gen, manifest, index_dir, full=True)
-    index = load_index(index_dir)
+    index = load_index(index_dir, full_check=True)
     warnings = []
     for doc in index.documents:
         source = Path(doc.source)
         if not source.is_file():
             warnings.append(f"{doc.doc_id}: source file {doc.source} is missing (the index keeps "
                             "its text; citations still work)")
-        elif _sha256_file(source) != doc.sha256:
+        elif sha256_file(source) != doc.sha256:
             warnings.append(f"{doc.doc_id}: source file {doc.source} changed since it was indexed; "
                             f"update it with: python -m indexer add {doc.source}")
     return warnings

@@ -8,7 +8,7 @@ stored texts (fast), and the new generation replaces the old one atomically.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -48,7 +48,6 @@ class UpdateReport:
     removed: tuple[str, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     result: BuildResult | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _current(settings: Settings) -> IndexData | None:
