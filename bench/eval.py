@@ -279,13 +279,16 @@ def _code_hash() -> str:
 
 
 def cache_key(settings: Any, documents: Sequence[Any]) -> str:
-    """What a built index depends on: model, chunking, the documents' text, the indexing code."""
+    """What a built index depends on: model, backend, chunking, the documents' text, the indexing code."""
+    from indexer.embedding import resolve_backend
+
     corpus = hashlib.sha256()
     for d in sorted(documents, key=lambda d: d.doc_id):
         for part in (d.doc_id, d.title, d.text):
             corpus.update(part.encode("utf-8", "surrogatepass") + b"\0")
     key = {
         "model": settings.model_name,
+        "backend": resolve_backend(settings.backend, settings.model_path),
         "chunking": asdict(settings.chunking),
         "corpus": corpus.hexdigest(),
         "code": _code_hash(),

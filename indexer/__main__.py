@@ -93,6 +93,7 @@ def _embedder(settings):  # type: ignore[no-untyped-def]
 
 
 def _lazy_embedder(settings):  # type: ignore[no-untyped-def]
+    from indexer.embedding import backend_label
     from indexer.store import read_manifest
     from indexer.update import LazyEmbedder
 
@@ -102,7 +103,8 @@ def _lazy_embedder(settings):  # type: ignore[no-untyped-def]
         return _embedder(settings)
     if model["name"] != settings.model_name:
         return _embedder(settings)  # another model: everything is re-embedded with it
-    return LazyEmbedder(settings.model_name, model["dimension"], lambda: _embedder(settings))
+    return LazyEmbedder(settings.model_name, model["dimension"], lambda: _embedder(settings),
+                        backend=backend_label(settings.backend, settings.model_path))
 
 
 def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]

@@ -86,11 +86,18 @@ def _doc_ranges(rows: np.ndarray, n_docs: int) -> list[tuple[int, int]]:
     return [(int(bounds[i]), int(bounds[i + 1])) for i in range(n_docs)]
 
 
+def _vector_kind(backend: str) -> str:
+    """Backends whose vectors may be mixed in one index: PyTorch and the float32 ONNX export
+    give the same embeddings (cosine 1.0000); int8 ones differ slightly and are not mixed."""
+    return "int8" if "int8" in backend else "float32"
+
+
 def _reusable(previous: IndexData | None, embedder: Embedder) -> bool:
     if previous is None:
         return False
     m = previous.manifest
     return (m["model"]["name"] == embedder.name and m["model"]["dimension"] == embedder.dimension
+            and _vector_kind(m["model"].get("backend", "torch")) == _vector_kind(getattr(embedder, "backend", "torch"))
             and m.get("passage_field") == PASSAGE_FIELD)
 
 

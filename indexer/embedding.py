@@ -38,6 +38,8 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder."""
 
+    backend = "torch"
+
     def __init__(self, path: str | Path, name: str | None = None) -> None:
         path = Path(path)
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
@@ -64,16 +66,59 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def load_embedder(path: Path | None, name: str, backend: str = "torch") -> Embedder:
+def _export_source(quantize: bool) -> str | None:
+    """The model folder the setup-time ONNX export was made from, or None without one."""
+    from indexer.onnx_backend import default_onnx_dir, export_present, read_manifest
+
+    folder = default_onnx_dir(quantize)
+    if not export_present(folder):
+        return None
+    return str(read_manifest(folder).get("source", {}).get("path", ""))
+
+
+def _same_folder(a: str | Path | None, b: str | Path | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+
+
+def resolve_backend(backend: str, model_path: Path | None) -> str:
+    """The backend ``auto`` stands for: ``onnx`` when the float32 export of ``model_path``
+    exists, else ``torch``.
+
+    The float32 export's embeddings equal PyTorch's (cosine 1.0000 on the export probe; the
+    evaluation harness scores both the same) and it loads without importing torch.
+    """
+    if backend != "auto":
+        return backend
+    return "onnx" if _same_folder(_export_source(quantize=False), model_path) else "torch"
+
+
+def backend_label(backend: str, model_path: Path | None) -> str:
+    """What the ``backend`` attribute of the embedder :func:`load_embedder` would load says
+    (and the index manifest records): ``torch``, ``onnx-fp32`` or ``onnx-int8``."""
+    return {"onnx": "onnx-fp32"}.get(resolve_backend(backend, model_path), resolve_backend(backend, model_path))
+
+
+def load_embedder(path: Path | None, name: str, backend: str = "auto") -> Embedder:
     """Load the configured model, or raise :class:`ModelNotFoundError` saying how to get it.
 
-    ``backend="onnx"`` runs the int8 ONNX export of the same model made at setup time
-    (``python -m indexer.onnx_backend export``; see indexer/onnx_backend.py).
+    ``backend``: ``onnx`` / ``onnx-int8`` run the float32 / int8 ONNX export of the model
+    made at setup time (``python -m indexer.onnx_backend export``; indexer/onnx_backend.py);
+    ``torch`` runs it with sentence-transformers; ``auto`` is ``onnx`` when that export
+    exists and was made from ``path``, else ``torch`` (see :func:`resolve_backend`).
     """
-    if backend == "onnx":
-        from indexer.onnx_backend import OnnxEmbedder
+    backend = resolve_backend(backend, path)
+    if backend in ("onnx", "onnx-int8"):
+        from indexer.onnx_backend import EXPORT_COMMAND, OnnxEmbedder, default_onnx_dir
 
-        return OnnxEmbedder(name=name)
+        quantize = backend == "onnx-int8"
+        source = _export_source(quantize)
+        if source is not None and path is not None and not _same_folder(source, path):
+            raise ModelNotFoundError(
+                f"The ONNX export in {default_onnx_dir(quantize)} was made from {source}, not from "
+                f"the configured model {path}. Run `{EXPORT_COMMAND}` to export this model, or "
+                "set VERBATIM_BACKEND=torch."
+            )
+        return OnnxEmbedder(default_onnx_dir(quantize), name=name)
     if path is None:
         raise ModelNotFoundError(f"The embedding model {name!r} is not installed. {INSTALL_HINT}")
     return SentenceTransformerEmbedder(path, name)

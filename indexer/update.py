@@ -27,8 +27,8 @@ class LazyEmbedder:
     Removing articles, or re-adding unchanged ones, then never pays for a model load.
     """
 
-    def __init__(self, name: str, dimension: int, load: Callable[[], Embedder]) -> None:
-        self.name, self.dimension, self._load = name, dimension, load
+    def __init__(self, name: str, dimension: int, load: Callable[[], Embedder], backend: str = "torch") -> None:
+        self.name, self.dimension, self._load, self.backend = name, dimension, load, backend
         self._model: Embedder | None = None
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32,

@@ -1,8 +1,9 @@
-"""The quantised ONNX embedding backend (indexer.onnx_backend).
+"""The ONNX embedding backends (indexer.onnx_backend): int8 and float32.
 
-The export is the setup-time one (``python -m indexer.onnx_backend export``) when it is up to
-date, otherwise one made once per run under tmp; the PyTorch reference is conftest's
-``real_embedder``.
+Each export is the setup-time one (``python -m indexer.onnx_backend export``) when it is up to
+date, otherwise one made once per run under tmp. The PyTorch reference is ``torch_embedder``:
+conftest's ``real_embedder`` follows the default backend (``auto``), which is the float32
+ONNX export itself when that exists.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from indexer.embedding import Embedder
 from indexer.errors import ModelNotFoundError
@@ -21,6 +23,7 @@ from indexer.onnx_backend import (
     EXPORT_COMMAND,
     MANIFEST,
     OnnxEmbedder,
+    _batches,
     default_onnx_dir,
     export_is_current,
     export_onnx,
@@ -63,6 +66,33 @@ def onnx_embedder(onnx_dir: Path) -> OnnxEmbedder:
     return OnnxEmbedder(onnx_dir, "all-MiniLM-L6-v2")
 
 
+@pytest.fixture(scope="session")
+def fp32_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The setup-time float32 export when current, else a fresh one under tmp."""
+    if export_is_current(model_dir, default_onnx_dir(False), quantize=False):
+        return default_onnx_dir(False)
+    out = tmp_path_factory.mktemp("onnx-fp32")
+    export_onnx(model_dir, out, quantize=False, name="all-MiniLM-L6-v2")
+    return out
+
+
+@pytest.fixture(scope="session")
+def fp32_embedder(fp32_dir: Path) -> OnnxEmbedder:
+    return OnnxEmbedder(fp32_dir, "all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def torch_embedder(real_embedder, model_dir: Path):  # type: ignore[no-untyped-def]
+    """The model run by sentence-transformers, whatever the default backend resolves to."""
+    if getattr(real_embedder, "backend", "torch") == "torch":
+        return real_embedder
+    from indexer.embedding import load_embedder
+
+    embedder = load_embedder(model_dir, "all-MiniLM-L6-v2", "torch")
+    assert getattr(embedder, "backend", "torch") == "torch"
+    return embedder
+
+
 @pytest.mark.slow
 def test_implements_the_embedder_protocol(onnx_embedder: OnnxEmbedder) -> None:
     assert isinstance(onnx_embedder, Embedder)
@@ -72,9 +102,9 @@ def test_implements_the_embedder_protocol(onnx_embedder: OnnxEmbedder) -> None:
 
 
 @pytest.mark.slow
-def test_agrees_with_the_pytorch_model(onnx_embedder: OnnxEmbedder, real_embedder) -> None:  # type: ignore[no-untyped-def]
+def test_agrees_with_the_pytorch_model(onnx_embedder: OnnxEmbedder, torch_embedder) -> None:  # type: ignore[no-untyped-def]
     got = onnx_embedder.encode(SENTENCES)
-    want = real_embedder.encode(SENTENCES)
+    want = torch_embedder.encode(SENTENCES)
     cosines = np.sum(got * want, axis=1)
     assert cosines.min() > 0.98, cosines
     # Each sentence's nearest PyTorch embedding is its own.
@@ -199,5 +229,137 @@ def test_command_line_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_command_line_error_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "out")]) == 2
+    assert main(["export", "--int8", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "out")]) == 2
     assert "error:" in capsys.readouterr().err
+    assert main(["export", "--fp32", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "out")]) == 2
+    assert "No sentence-transformers model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_out_needs_a_variant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--fp32" in err and "--int8" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_fp32_and_int8_exclude_each_other(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in ([], ["--out", str(tmp_path / "out")]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["export", "--fp32", "--int8", "--model", str(tmp_path / "no-model"), *extra])
+        assert exit_info.value.code == 2
+        assert "not allowed with" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_exports_both_variants_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import indexer.onnx_backend as onnx_backend
+
+    calls: list[tuple[Path, bool]] = []
+    monkeypatch.setattr(onnx_backend, "export_onnx",
+                        lambda model_dir, out_dir, quantize=True, **_: calls.append((out_dir, quantize)))
+    model = tmp_path / "model"
+    for argv, want in (
+        ([], [(default_onnx_dir(False), False), (default_onnx_dir(True), True)]),
+        (["--fp32"], [(default_onnx_dir(False), False)]),
+        (["--int8"], [(default_onnx_dir(True), True)]),
+        (["--fp32", "--out", str(tmp_path / "o")], [(tmp_path / "o", False)]),
+        (["--int8", "--out", str(tmp_path / "o")], [(tmp_path / "o", True)]),
+    ):
+        calls.clear()
+        assert main(["export", "--quiet", "--model", str(model), *argv]) == 0
+        assert calls == want, argv
+    assert default_onnx_dir(True) != default_onnx_dir(False)
+    assert default_onnx_dir(True).name == "verbatim-onnx"
+    assert default_onnx_dir(False).name == "verbatim-onnx-fp32"
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def _sorted_order(lengths: list[int]) -> list[int]:
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])  # as OnnxEmbedder.encode does
+
+
+def _check_batches(lengths: list[int], max_texts: int, max_tokens: int) -> list[list[int]]:
+    order = _sorted_order(lengths)
+    batches = list(_batches(order, lengths, max_texts, max_tokens))
+    assert [i for batch in batches for i in batch] == order  # each text once, in order
+    for batch in batches:
+        assert 1 <= len(batch) <= max_texts
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded <= max_tokens or len(batch) == 1
+    return batches
+
+
+@given(lengths=st.lists(st.integers(0, 300), max_size=80), max_texts=st.integers(1, 64),
+       max_tokens=st.integers(1, 2000))
+def test_batches_cover_every_text_within_the_budget(lengths: list[int], max_texts: int,
+                                                    max_tokens: int) -> None:
+    batches = _check_batches(lengths, max_texts, max_tokens)
+    # Greedy: a batch stops short only at the end, at max_texts, or because one more text
+    # (padded to the batch's longest) would pass the budget.
+    for batch, following in zip(batches, batches[1:]):
+        longest = max(1, max(lengths[i] for i in batch))
+        assert len(batch) == max_texts or (len(batch) + 1) * longest > max_tokens, (batch, following)
+
+
+def test_batches_examples() -> None:
+    assert list(_batches([], [], 32, 768)) == []
+    lengths = [10, 400, 200, 200, 50, 1000]
+    assert _check_batches(lengths, 32, 768) == [[5], [1], [2, 3, 4], [0]]
+    assert _check_batches(lengths, 1, 10**9) == [[5], [1], [2], [3], [4], [0]]
+    assert _check_batches(lengths, 32, 10**9) == [[5, 1, 2, 3, 4, 0]]
+    assert _check_batches([0, 0, 0], 2, 768) == [[0, 1], [2]]  # empty texts still make progress
+
+
+@pytest.mark.slow
+def test_batching_by_tokens_does_not_change_the_embeddings(fp32_embedder: OnnxEmbedder,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Texts of very different lengths, so the 768-token budget makes batches of different sizes.
+    texts = [" ".join(SENTENCES[: 1 + i % len(SENTENCES)]) * (1 + i % 4) for i in range(23)]
+    texts += ["NATO", "", "word " * 1000]
+    lengths = [len(e.ids) for e in fp32_embedder._tokenizer.encode_batch(texts)]
+    batches = list(_batches(_sorted_order(lengths), lengths, 32, fp32_embedder.max_batch_tokens))
+    assert len(batches) > 2 and len({len(b) for b in batches}) > 1  # the budget does split them
+    budgeted = fp32_embedder.encode(texts)
+    monkeypatch.setattr(fp32_embedder, "max_batch_tokens", 10**9)
+    whole = fp32_embedder.encode(texts)  # one batch of every text
+    single = fp32_embedder.encode(texts, batch_size=1)
+    np.testing.assert_allclose(budgeted, whole, atol=1e-5)
+    np.testing.assert_allclose(budgeted, single, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_float32_export_equals_pytorch(fp32_dir: Path, fp32_embedder: OnnxEmbedder, model_dir: Path,
+                                       torch_embedder, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    manifest = read_manifest(fp32_dir)
+    assert manifest["backend"] == "onnx-fp32" and manifest["model_file"] == "model_fp32.onnx"
+    assert manifest["options"]["quantize"] is False
+    assert manifest["source"]["path"] == str(model_dir.resolve())
+    assert export_is_current(model_dir, fp32_dir, quantize=False)
+    assert not export_is_current(model_dir, fp32_dir)  # not an int8 export
+    assert isinstance(fp32_embedder, Embedder)
+    assert fp32_embedder.backend == "onnx-fp32"
+    assert fp32_embedder.dimension == 384
+    texts = [*SENTENCES, "NATO", "word " * 1000]
+    got = fp32_embedder.encode(texts)
+    assert got.dtype == np.float32 and got.shape == (len(texts), 384)
+    for reference in (torch_embedder, real_embedder):
+        cosines = np.sum(got * reference.encode(texts), axis=1)
+        assert cosines.min() > 0.9999, (getattr(reference, "backend", "torch"), cosines)
+
+
+@pytest.mark.slow
+def test_default_backend_runs_the_float32_export_when_present(model_dir: Path) -> None:
+    from indexer.embedding import load_embedder, resolve_backend
+
+    if not export_is_current(model_dir, default_onnx_dir(False), quantize=False):
+        pytest.skip("no current float32 export in the environment (make setup makes one)")
+    assert resolve_backend("auto", model_dir) == "onnx"
+    embedder = load_embedder(model_dir, "all-MiniLM-L6-v2")
+    assert isinstance(embedder, OnnxEmbedder)
+    assert embedder.backend == "onnx-fp32" and embedder.path == default_onnx_dir(False)

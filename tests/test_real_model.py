@@ -93,3 +93,18 @@ def test_unrelated_question_is_not_answerable(seeds_searcher: Searcher) -> None:
     result = seeds_searcher.ask("What is a good recipe for banana bread?")
     assert result.hits, "the nearest passages are still returned"
     assert not result.answerable
+
+
+def test_the_shipped_backend_and_pytorch_give_the_same_answers(seeds_index: Settings,
+                                                                seeds_searcher: Searcher) -> None:
+    """`auto` runs the float32 ONNX export when `make setup` made it; VERBATIM_BACKEND=torch
+    (and the fallback when there is no export) runs sentence-transformers: same answers."""
+    from indexer.embedding import load_embedder
+
+    torch_searcher = Searcher.load(seeds_index, load_embedder(seeds_index.model_path,
+                                                              seeds_index.model_name, "torch"))
+    for question in ALL_QUESTIONS:
+        shipped, torch = seeds_searcher.ask(question), torch_searcher.ask(question)
+        assert [(h.doc_id, h.start, h.answer.start) for h in shipped.hits] == \
+            [(h.doc_id, h.start, h.answer.start) for h in torch.hits], question
+        assert shipped.answerable == torch.answerable
