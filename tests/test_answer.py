@@ -17,9 +17,9 @@ from retrieval.answer import AnswerType, best_sentence, expected_type, states
     ("What is Turkey's annual defence budget?", AnswerType.NUMBER),
     ("What is the range of the TB2?", AnswerType.NUMBER),
     ("Who is Turkey's foreign minister?", AnswerType.PERSON),
-    ("Which company manufactures the Bayraktar TB2 drone?", AnswerType.NAME),
-    ("Which countries was Erdogan returning from?", AnswerType.NAME),
-    ("Where will the drone factory be built?", AnswerType.NAME),
+    ("Which company manufactures the Bayraktar TB2 drone?", AnswerType.ANY),
+    ("What was the human cost of the war?", AnswerType.ANY),
+    ("What cost-cutting measures did Turkey take?", AnswerType.ANY),
     ("Why is Turkey selling drones to Ukraine?", AnswerType.ANY),
     ("What did the United States suggest about the S-400?", AnswerType.ANY),
 ])
@@ -37,14 +37,8 @@ def test_expected_type(question: str, kind: AnswerType) -> None:
     # a sentence-initial "The" does not make "The Ukrainian" a name
     (AnswerType.PERSON, "The Ukrainian version will fly soon.", "Who flies the Ukrainian version?", False),
     (AnswerType.PERSON, "Russia’s S-400 air defense system is valued.", "Who values the system?", False),
-    # NAME: a proper noun the question does not contain (not the sentence's first word)
-    (AnswerType.NAME, "The Ukrainian version of Bayraktar will fly with domestic engines.",
-     "Which Ukrainian company will make the engines for the Bayraktar drones?", False),
-    (AnswerType.NAME, "Engines will come from Motor Sich, the minister said.",
-     "Which Ukrainian company will make the engines?", True),
-    (AnswerType.NAME, "He spoke on his way back from Ukraine and Turkmenistan.",
-     "Which countries was Erdogan returning from?", True),
-    (AnswerType.NAME, "Russia’s missiles arrived.", "Which country sold Russia's missiles?", False),
+    (AnswerType.PERSON, "“It matters,” said Tip O'Neill.", "Who said it matters?", True),
+    (AnswerType.PERSON, "Ömer Çelik, the party spokesman, said so.", "Who said so?", True),
     (AnswerType.ANY, "Anything at all.", "Why?", True),
 ])
 def test_states(kind: AnswerType, sentence: str, question: str, expected: bool) -> None:
@@ -52,8 +46,8 @@ def test_states(kind: AnswerType, sentence: str, question: str, expected: bool) 
 
 
 def test_best_sentence_prefers_a_sentence_of_the_asked_kind() -> None:
-    question = "Which company makes the engines?"
-    sentences = ["The engines are made at home.", "The engines come from Motor Sich."]
+    question = "How many drones did Ukraine order?"
+    sentences = ["Ukraine ordered more drones.", "Ukraine ordered 24 drones in 2021."]
     vectors = np.array([[1.0, 0.0], [0.995, 0.0998]], dtype=np.float32)  # first slightly closer
     best, similarity, typed = best_sentence(question, np.array([1.0, 0.0], dtype=np.float32),
                                             sentences, vectors, np.zeros(2, dtype=np.float32))
