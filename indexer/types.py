@@ -38,6 +38,14 @@ class Document:
     date: str | None = None
     note: str | None = None  # how the text was obtained, when noteworthy (e.g. a fallback encoding)
 
+    @property
+    def offsets_in(self) -> str:
+        """What offsets into ``text`` index: ``"file"`` when ``text`` is exactly the source
+        file decoded as UTF-8 (a ``.txt``/``.md`` file without a ``note``), else
+        ``"extracted"`` (the extracted or re-decoded text the index stores)."""
+        plain = self.source.lower().endswith((".txt", ".md"))
+        return "file" if plain and self.note is None else "extracted"
+
 
 @dataclass(frozen=True)
 class Chunk:

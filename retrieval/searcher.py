@@ -224,6 +224,7 @@ class Searcher:
             start=start, end=end, text=doc.text[start:end],
             answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
             dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
+            offsets_in=doc.offsets_in,
         )
 
     # ------------------------------------------------------------------ internals

@@ -35,6 +35,7 @@ class Hit:
     answer_similarity: float = 0.0  # cosine similarity of the answer sentence
     answer_typed: bool = True  # the answer sentence states the kind of answer asked for
     answer_coverage: float = 0.0  # share of the question's search terms in the answer sentence
+    offsets_in: str = "file"  # "file" (the UTF-8 source file) or "extracted" (the stored text)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class Hit:
             "end": self.end,
             "text": self.text,
             "answer": self.answer.to_json(),
+            "offsets_in": self.offsets_in,
         }
 
 

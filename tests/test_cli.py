@@ -61,7 +61,7 @@ def _json_lines(proc: subprocess.CompletedProcess[str]) -> list[dict]:  # type: 
 
 def _check_hit(hit: dict, rank: int) -> None:  # type: ignore[type-arg]
     types = {"rank": int, "score": float, "doc_id": str, "title": str, "source": str,
-             "start": int, "end": int, "text": str, "answer": dict}
+             "start": int, "end": int, "text": str, "answer": dict, "offsets_in": str}
     assert set(hit) == set(types)
     for key, kind in types.items():
         assert type(hit[key]) is kind, f"{key} is {type(hit[key]).__name__}, expected {kind.__name__}"
@@ -74,6 +74,7 @@ def _check_hit(hit: dict, rank: int) -> None:  # type: ignore[type-arg]
     assert source[answer["start"]:answer["end"]] == answer["text"]
     assert hit["start"] <= answer["start"] < answer["end"] <= hit["end"]
     assert hit["source"] == f"seeds/{hit['doc_id']}.txt"
+    assert hit["offsets_in"] == "file"  # UTF-8 .txt: offsets index the file itself
 
 
 def test_ask_json_prints_one_object_per_question(runs) -> None:  # type: ignore[no-untyped-def]

@@ -181,3 +181,16 @@ def test_cli_build_with_no_readable_files_fails_with_a_message(tmp_path: Path) -
     assert f"warning: skipped {folder / 'empty.txt'}: " in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (index / "CURRENT").exists()
+
+
+def test_offsets_in_says_whether_offsets_index_the_file(tmp_path: Path) -> None:
+    (tmp_path / "plain.txt").write_bytes("Title\n\nUTF-8 text, café.\r\n".encode("utf-8"))
+    (tmp_path / "latin.txt").write_bytes("Title\n\nLatin-1 text, caf\xe9.\n".encode("latin-1"))
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Page</title></head><body><article><p>" + "Words in a page. " * 20
+        + "</p></article></body></html>", encoding="utf-8")
+    plain, latin, page = (read_document(tmp_path / n) for n in ("plain.txt", "latin.txt", "page.html"))
+    assert plain.offsets_in == "file"
+    assert plain.text == (tmp_path / "plain.txt").open(encoding="utf-8", newline="").read()
+    assert latin.note is not None and latin.offsets_in == "extracted"
+    assert page.offsets_in == "extracted"
