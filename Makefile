@@ -16,11 +16,10 @@ $(VENV)/.installed: requirements.txt
 
 # The ONNX exports of the packaged model (idempotent; redone when the recipe changes): the
 # float32 one is what the default backend (`auto`) runs; without it, `auto` falls back to
-# PyTorch (same results, slower), so a failed export only warns.
+# PyTorch (same results, slower), so a failed export only warns (and the next make retries).
 $(VENV)/.onnx-exported: $(VENV)/.installed indexer/onnx_backend.py
-	$(PY) -m indexer.onnx_backend export --quiet \
+	$(PY) -m indexer.onnx_backend export --quiet && touch $@ \
 		|| echo "warning: ONNX export failed; Verbatim will run the model with PyTorch (slower)" >&2
-	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.onnx-exported requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt

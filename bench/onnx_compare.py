@@ -1,6 +1,6 @@
 """PyTorch vs ONNX embedding backends, side by side in one process.
 
-    python -m bench.onnx_compare                         # shipped int8 export + variants
+    python -m bench.onnx_compare                         # the setup-time int8 export + variants
     python -m bench.onnx_compare --variants int8 --rounds 5
     python -m bench.onnx_compare --eval seeds --eval scifact   # + retrieval quality
 

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="article files or folders (default: seeds)")
     build.add_argument("--if-changed", action="store_true",
                        help="do nothing when the index already holds exactly these articles, "
-                       "built with the current model and chunking settings")
+                       "built with the current model, backend kind (float32 or int8) and chunking settings")
     add = command(
         "add", "add or update articles (embeds only new or changed ones)",
         "Add articles to the index, or update those whose content changed (same file name = "
@@ -72,6 +72,8 @@ def _warn_skipped(skipped, docs=()) -> None:  # type: ignore[no-untyped-def]
 
 
 def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
+    from indexer.build import _vector_kind
+    from indexer.embedding import backend_label
     from indexer.store import corpus_hash, read_manifest
 
     try:
@@ -82,6 +84,8 @@ def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
         manifest.get("corpus", {}).get("hash") == corpus_hash(docs)
         and manifest.get("chunking") == asdict(settings.chunking)
         and manifest.get("model", {}).get("name") == settings.model_name
+        and _vector_kind(manifest.get("model", {}).get("backend", "torch"))
+        == _vector_kind(backend_label(settings.backend, settings.model_path))
         and manifest.get("sources") == sorted(d.source for d in docs)
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,30 +67,43 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def _export_source(quantize: bool) -> str | None:
-    """The model folder the setup-time ONNX export was made from, or None without one."""
+def _export_source(quantize: bool) -> dict | None:  # type: ignore[type-arg]
+    """The ``source`` record (model folder, file stats) of the setup-time ONNX export, or
+    None without one."""
     from indexer.onnx_backend import default_onnx_dir, export_present, read_manifest
 
     folder = default_onnx_dir(quantize)
     if not export_present(folder):
         return None
-    return str(read_manifest(folder).get("source", {}).get("path", ""))
+    source = read_manifest(folder).get("source", {})
+    return source if isinstance(source, dict) else {}
 
 
 def _same_folder(a: str | Path | None, b: str | Path | None) -> bool:
-    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+    return bool(a) and b is not None and Path(a).resolve() == Path(b).resolve()  # type: ignore[arg-type]
+
+
+def _export_matches(source: dict | None, model_path: Path | None) -> bool:  # type: ignore[type-arg]
+    """Whether an export's ``source`` record is of ``model_path`` as its files are now
+    (same folder; same sizes and modification times, when the export recorded them)."""
+    from indexer.onnx_backend import source_stat
+
+    if source is None or not _same_folder(source.get("path"), model_path):
+        return False
+    recorded = source.get("stat")
+    return recorded is None or recorded == source_stat(model_path)  # type: ignore[arg-type]
 
 
 def resolve_backend(backend: str, model_path: Path | None) -> str:
     """The backend ``auto`` stands for: ``onnx`` when the float32 export of ``model_path``
-    exists, else ``torch``.
+    (as its files are now) exists, else ``torch``.
 
     The float32 export's embeddings equal PyTorch's (cosine 1.0000 on the export probe; the
     evaluation harness scores both the same) and it loads without importing torch.
     """
     if backend != "auto":
         return backend
-    return "onnx" if _same_folder(_export_source(quantize=False), model_path) else "torch"
+    return "onnx" if _export_matches(_export_source(quantize=False), model_path) else "torch"
 
 
 def backend_label(backend: str, model_path: Path | None) -> str:
@@ -106,19 +120,31 @@ def load_embedder(path: Path | None, name: str, backend: str = "auto") -> Embedd
     ``torch`` runs it with sentence-transformers; ``auto`` is ``onnx`` when that export
     exists and was made from ``path``, else ``torch`` (see :func:`resolve_backend`).
     """
-    backend = resolve_backend(backend, path)
-    if backend in ("onnx", "onnx-int8"):
+    resolved = resolve_backend(backend, path)
+    if resolved in ("onnx", "onnx-int8"):
         from indexer.onnx_backend import EXPORT_COMMAND, OnnxEmbedder, default_onnx_dir
 
-        quantize = backend == "onnx-int8"
+        quantize = resolved == "onnx-int8"
+        folder = default_onnx_dir(quantize)
         source = _export_source(quantize)
-        if source is not None and path is not None and not _same_folder(source, path):
+        if source is not None and path is not None and not _export_matches(source, path):
             raise ModelNotFoundError(
-                f"The ONNX export in {default_onnx_dir(quantize)} was made from {source}, not from "
-                f"the configured model {path}. Run `{EXPORT_COMMAND}` to export this model, or "
-                "set VERBATIM_BACKEND=torch."
+                f"The ONNX export in {folder} was made from {source.get('path')}, not from the "
+                f"configured model {path} as its files are now. Run `{EXPORT_COMMAND}` to export "
+                "it again, or set VERBATIM_BACKEND=torch."
             )
-        return OnnxEmbedder(default_onnx_dir(quantize), name=name)
+        try:
+            embedder = OnnxEmbedder(folder, name=name)
+        except ModelNotFoundError as exc:
+            if backend != "auto" or path is None:
+                raise
+            logging.getLogger("verbatim").warning("%s Running the model with PyTorch instead.", exc)
+            return SentenceTransformerEmbedder(path, name)
+        if embedder.backend != ("onnx-int8" if quantize else "onnx-fp32"):
+            raise ModelNotFoundError(
+                f"The ONNX export in {folder} is {embedder.backend}, not what VERBATIM_BACKEND="
+                f"{resolved} runs. Run `{EXPORT_COMMAND} --force`.")
+        return embedder
     if path is None:
         raise ModelNotFoundError(f"The embedding model {name!r} is not installed. {INSTALL_HINT}")
     return SentenceTransformerEmbedder(path, name)

@@ -203,6 +203,19 @@ def source_fingerprint(model_dir: Path) -> dict[str, str]:
     return {name: _sha256(model_dir / name) for name in SOURCE_FILES if (model_dir / name).is_file()}
 
 
+def source_stat(model_dir: Path) -> dict[str, list[int]]:
+    """Size and modification time (ns) of each file the export depends on: a cheap check
+    that the model folder has not changed since the export (no hashing at start-up)."""
+    model_dir = Path(model_dir)
+    out = {}
+    for name in SOURCE_FILES:
+        path = model_dir / name
+        if path.is_file():
+            st = path.stat()
+            out[name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
 def _options(quantize: bool, per_channel: bool, attention: str, optimize: bool, opset: int) -> dict[str, Any]:
     if attention not in ("eager", "sdpa"):
         raise ConfigError(f"attention must be 'eager' or 'sdpa'; got {attention!r}.")
@@ -398,6 +411,13 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool = True, *, per_ch
     if not force and export_is_current(model_dir, out_dir, quantize, per_channel=per_channel,
                                        attention=attention, optimize=optimize, opset=opset,
                                        fingerprint=fingerprint):
+        manifest = read_manifest(out_dir)
+        stat = source_stat(model_dir)
+        if manifest.get("source", {}).get("stat") != stat:  # same files (sha256), touched again
+            manifest["source"] = {**manifest.get("source", {}), "stat": stat}
+            tmp = out_dir / f".{MANIFEST}.tmp"
+            tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            tmp.replace(out_dir / MANIFEST)
         say(f"ONNX export up to date: {out_dir / model_file}")
         return out_dir / model_file
 
@@ -464,7 +484,8 @@ def export_onnx(model_dir: Path, out_dir: Path, quantize: bool = True, *, per_ch
             "pooling": spec["pooling"],
             "normalize": True,
             "pad_id": _pad_id(tokenizer),
-            "source": {"path": str(model_dir.resolve()), "files": fingerprint},
+            "source": {"path": str(model_dir.resolve()), "files": fingerprint,
+                       "stat": source_stat(model_dir)},
             "options": options,
             "exporter": exporter,
             "versions": _versions(),
@@ -590,6 +611,8 @@ class OnnxEmbedder:
 
     #: Padded tokens per onnxruntime run (see the class docstring).
     max_batch_tokens: int = 768
+    #: Texts tokenised at a time (bounds the tokenizer's memory on large builds).
+    slab_texts: int = 8192
 
     def __init__(self, onnx_dir: str | Path | None = None, name: str | None = None, *,
                  threads: int | None = None, spin: bool = False) -> None:
@@ -607,12 +630,18 @@ class OnnxEmbedder:
         self.manifest = manifest
         self.name = name or str(manifest.get("name") or self.path.name)
         self.backend = str(manifest.get("backend", "onnx"))
-        self.dimension = int(manifest["dimension"])
-        self.max_seq_length = int(manifest["max_seq_length"])
-        self._lower = bool(manifest.get("do_lower_case", False))
-        self._pooling = str(manifest.get("pooling", "mean"))
-        self._pad_id = int(manifest.get("pad_id", 0))
-        self._tokenizer = _configure_tokenizer(Tokenizer.from_file(str(tokenizer_file)), self.max_seq_length)
+        try:
+            self.dimension = int(manifest["dimension"])
+            self.max_seq_length = int(manifest["max_seq_length"])
+            self._lower = bool(manifest.get("do_lower_case", False))
+            self._pooling = str(manifest.get("pooling", "mean"))
+            self._pad_id = int(manifest.get("pad_id", 0))
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # a missing field, a bad number, a tokenizer file it cannot read
+            raise ModelNotFoundError(
+                f"The ONNX export at {self.path} is incomplete or damaged ({exc!r}). "
+                f"{_export_hint(self.path)}") from None
+        self._tokenizer = _configure_tokenizer(tokenizer, self.max_seq_length)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads) if threads else _cpu_count()
         options.inter_op_num_threads = 1
@@ -634,9 +663,6 @@ class OnnxEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch([t.lower() if self._lower else t for t in texts])
-        # Longest first (stable), so each batch is padded to about its own length.
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         bar = None
         if show_progress:
             try:
@@ -645,13 +671,20 @@ class OnnxEmbedder:
                 bar = tqdm(total=len(texts), desc="Embedding", unit="text")
             except ImportError:  # pragma: no cover - tqdm comes with transformers
                 bar = None
-        for rows in _batches(order, [len(e.ids) for e in encodings], batch_size, self.max_batch_tokens):
-            batch = _tokenize(self._tokenizer, texts, self._lower, rows, self._inputs, self._pad_id,
-                              encodings=[encodings[i] for i in rows])
-            hidden = self._session.run(None, batch)[0]
-            out[rows] = _pool(hidden, batch["attention_mask"], self._pooling)
-            if bar is not None:
-                bar.update(len(rows))
+        # Tokenised a slab at a time: a tokenizer Encoding holds far more than its ids, and
+        # a 100,000-passage build has half a million sentences.
+        for first in range(0, len(texts), self.slab_texts):
+            slab = texts[first:first + self.slab_texts]
+            encodings = self._tokenizer.encode_batch([t.lower() if self._lower else t for t in slab])
+            # Longest first (stable), so each batch is padded to about its own length.
+            order = sorted(range(len(slab)), key=lambda i: -len(encodings[i].ids))
+            for rows in _batches(order, [len(e.ids) for e in encodings], batch_size, self.max_batch_tokens):
+                batch = _tokenize(self._tokenizer, slab, self._lower, rows, self._inputs, self._pad_id,
+                                  encodings=[encodings[i] for i in rows])
+                hidden = self._session.run(None, batch)[0]
+                out[[first + i for i in rows]] = _pool(hidden, batch["attention_mask"], self._pooling)
+                if bar is not None:
+                    bar.update(len(rows))
         if bar is not None:
             bar.close()
         return np.ascontiguousarray(_normalise(out), dtype=np.float32)

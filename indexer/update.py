@@ -139,7 +139,7 @@ def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedde
     # Re-chunk with the index's own settings, so that nothing needs embedding.
     same = replace(settings, chunking=previous.chunking)
     result = build_index(keep, same, embedder, previous=previous,
-                         sources=[d.source for d in keep], locked=True)
+                         sources=[d.source for d in keep], locked=True, keep_backend=True)
     return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
 
 

@@ -260,16 +260,17 @@ def test_a_changed_document_is_embedded_with_the_new_backend_only(tmp_path: Path
                                np.asarray(load_index(fresh).sentence_vectors), atol=1e-6)
 
 
-def test_removal_from_an_int8_index_never_loads_the_model(tmp_path: Path) -> None:
-    """`indexer remove` with VERBATIM_BACKEND=onnx-int8 (the CLI gives LazyEmbedder the
-    configured backend's label) reuses every vector and keeps the manifest's backend."""
+@pytest.mark.parametrize("configured", ["onnx-int8", "onnx-fp32", "torch"])
+def test_removal_from_an_int8_index_never_loads_the_model(tmp_path: Path, configured: str) -> None:
+    """`indexer remove` (or a removal in the app) embeds nothing, so it reuses every vector
+    and keeps the manifest's backend whatever backend is configured now."""
     folder = tmp_path / "index"
     build_with("onnx-int8", folder)
 
     def explode() -> BackendEmbedder:
         raise AssertionError("the model was loaded")
 
-    lazy = LazyEmbedder(FakeEmbedder().name, FakeEmbedder().dimension, explode, backend="onnx-int8")
+    lazy = LazyEmbedder(FakeEmbedder().name, FakeEmbedder().dimension, explode, backend=configured)
     remove_documents(["a"], fake_settings(folder), lazy)
     manifest = load_index(folder).manifest
     assert manifest["model"]["backend"] == "onnx-int8"
@@ -285,3 +286,36 @@ def test_the_cli_lazy_embedder_carries_the_configured_backend(tmp_path: Path,
         settings = replace(fake_settings(folder), backend=backend, model_name=FakeEmbedder().name)
         lazy = _lazy_embedder(settings)
         assert isinstance(lazy, LazyEmbedder) and lazy.backend == label
+
+
+def test_auto_falls_back_to_torch_when_the_model_files_changed_since_the_export(
+        export_dirs: dict[bool, Path], model_dir: Path) -> None:
+    (model_dir / "config.json").write_text("{}", encoding="utf-8")
+    folder = write_export(export_dirs[False], model_dir)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    manifest["source"]["stat"] = onnx_backend.source_stat(model_dir)
+    (folder / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    assert resolve_backend("auto", model_dir) == "onnx"
+    (model_dir / "config.json").write_text('{"changed": true}', encoding="utf-8")
+    assert resolve_backend("auto", model_dir) == "torch"
+    with pytest.raises(ModelNotFoundError, match="export it again"):
+        load_embedder(model_dir, "all-MiniLM-L6-v2", "onnx")
+
+
+def test_auto_falls_back_to_torch_when_onnxruntime_cannot_load_the_export(
+        export_dirs: dict[bool, Path], model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import indexer.embedding as embedding
+
+    write_export(export_dirs[False], model_dir)  # "not really onnx": onnxruntime refuses it
+    loaded: list[Path] = []
+
+    class Torch:
+        def __init__(self, path: Path, name: str) -> None:
+            loaded.append(path)
+
+    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", Torch)
+    assert isinstance(load_embedder(model_dir, "all-MiniLM-L6-v2", "auto"), Torch)
+    assert loaded == [model_dir] and "PyTorch instead" in caplog.text
+    with pytest.raises(ModelNotFoundError):  # asked for explicitly: an error, not a fallback
+        load_embedder(model_dir, "all-MiniLM-L6-v2", "onnx")

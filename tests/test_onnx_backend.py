@@ -329,8 +329,11 @@ def test_batching_by_tokens_does_not_change_the_embeddings(fp32_embedder: OnnxEm
     monkeypatch.setattr(fp32_embedder, "max_batch_tokens", 10**9)
     whole = fp32_embedder.encode(texts)  # one batch of every text
     single = fp32_embedder.encode(texts, batch_size=1)
+    monkeypatch.setattr(fp32_embedder, "slab_texts", 4)  # tokenised four texts at a time
+    slabs = fp32_embedder.encode(texts)
     np.testing.assert_allclose(budgeted, whole, atol=1e-5)
     np.testing.assert_allclose(budgeted, single, atol=1e-5)
+    np.testing.assert_allclose(budgeted, slabs, atol=1e-5)
 
 
 @pytest.mark.slow
