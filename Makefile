@@ -15,8 +15,8 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # The ONNX exports of the packaged model (idempotent; redone when the recipe changes): the
-# float32 one is what the default backend (`auto`) runs; without it, `auto` falls back to
-# PyTorch (same results, slower), so a failed export only warns (and the next make retries).
+# default backend (`auto`) runs the int8 one, else the float32 one; without either it falls
+# back to PyTorch (slower), so a failed export only warns (and the next make retries).
 $(VENV)/.onnx-exported: $(VENV)/.installed indexer/onnx_backend.py
 	$(PY) -m indexer.onnx_backend export --quiet && touch $@ \
 		|| echo "warning: ONNX export failed; Verbatim will run the model with PyTorch (slower)" >&2

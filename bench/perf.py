@@ -3,7 +3,7 @@ the seeds) retrieval quality, for each embedding backend side by side with a bas
 measured in the same run.
 
     python -m bench                                   # or: make bench (seeds, all backends)
-    python -m bench --sizes seeds,10000 --baseline-limit 2000
+    python -m bench --sizes seeds,10000 --backends auto,onnx --baseline-limit 2000
     python -m bench --sizes 100000 --backends auto --cold 0 --baseline-limit 2000
 
 The baseline is plain sentence-transformers (PyTorch, its default batch of 32) + an exact
@@ -11,7 +11,7 @@ FAISS inner-product index over the same chunks: no BM25, no hybrid, no answer se
 Each configuration is Verbatim's own build (``indexer.build.build_index``: passages and
 sentences embedded, BM25 over both, written as a versioned index) and query path
 (``Searcher.ask``: hybrid ranking, answer sentence, abstention) with one backend:
-``auto`` (what ships: the float32 ONNX export when present), ``onnx-int8``, ``torch``.
+``auto`` (what ships: the int8 ONNX export when present), ``onnx`` (float32), ``torch``.
 
 Corpora (``--sizes``): ``seeds`` (the five articles; also scored with the labelled
 questions of bench/eval.py), and N passages of synthetic articles made from real text
@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "bench" / "data" / "seeds_questions.jsonl"
 FALLBACK_QUESTIONS = ["When did Turkey join NATO?", "Why is Turkey selling drones to Ukraine?",
                       "What did the United States suggest about the S-400?"]
-BACKENDS = ("auto", "onnx-int8", "torch")
+BACKENDS = ("auto", "onnx", "torch")
 
 
 def _questions(limit: int) -> list[str]:

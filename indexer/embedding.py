@@ -95,14 +95,19 @@ def _export_matches(source: dict | None, model_path: Path | None) -> bool:  # ty
 
 
 def resolve_backend(backend: str, model_path: Path | None) -> str:
-    """The backend ``auto`` stands for: ``onnx`` when the float32 export of ``model_path``
-    (as its files are now) exists, else ``torch``.
+    """The backend ``auto`` stands for: ``onnx-int8`` when the int8 export of ``model_path``
+    (as its files are now) exists, else ``onnx`` when the float32 one does, else ``torch``.
 
-    The float32 export's embeddings equal PyTorch's (cosine 1.0000 on the export probe; the
-    evaluation harness scores both the same) and it loads without importing torch.
+    Why int8 first (measured, README "Benchmark"): it builds an index about 2x faster than
+    the float32 export and 2.7x faster than the plain sentence-transformers baseline, and
+    its shipped-ranking quality is within 1% of PyTorch's (seeds MRR@10 0.826 vs 0.832,
+    held-out equal, SciFact nDCG@10 0.741 vs 0.743). Each text is quantised on its own, so
+    a text always gets the same vector. The float32 export equals PyTorch exactly.
     """
     if backend != "auto":
         return backend
+    if _export_matches(_export_source(quantize=True), model_path):
+        return "onnx-int8"
     return "onnx" if _export_matches(_export_source(quantize=False), model_path) else "torch"
 
 

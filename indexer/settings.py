@@ -79,8 +79,9 @@ class Settings:
     upload_dir: Path = Path("articles")
     model_path: Path | None = field(default_factory=packaged_model_path)
     model_name: str = "all-MiniLM-L6-v2"
-    #: How the model runs (indexer/embedding.py): "auto" (the float32 ONNX export when present,
-    #: else PyTorch), "onnx" (float32 ONNX), "onnx-int8" (int8 ONNX) or "torch" (sentence-transformers).
+    #: How the model runs (indexer/embedding.py): "auto" (the int8 ONNX export when present,
+    #: else the float32 one, else PyTorch), "onnx" (float32 ONNX), "onnx-int8" (int8 ONNX) or
+    #: "torch" (sentence-transformers).
     backend: str = "auto"
     chunking: ChunkingParams = ChunkingParams()
     top_k: int = 5

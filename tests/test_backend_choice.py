@@ -112,9 +112,16 @@ def test_auto_with_an_export_of_another_model_is_torch(export_dirs: dict[bool, P
     assert resolve_backend("auto", model_dir) == "torch"
 
 
-def test_auto_ignores_the_int8_export(export_dirs: dict[bool, Path], model_dir: Path) -> None:
+def test_auto_prefers_the_int8_export(export_dirs: dict[bool, Path], model_dir: Path,
+                                      tmp_path: Path) -> None:
     write_export(export_dirs[True], model_dir, quantize=True)
-    assert resolve_backend("auto", model_dir) == "torch"
+    assert resolve_backend("auto", model_dir) == "onnx-int8"
+    write_export(export_dirs[False], model_dir)
+    assert resolve_backend("auto", model_dir) == "onnx-int8"  # both: int8
+    other = tmp_path / "models" / "other"
+    other.mkdir()
+    write_export(export_dirs[True], other, quantize=True)  # int8 of another model: float32
+    assert resolve_backend("auto", model_dir) == "onnx"
 
 
 def test_auto_ignores_an_incomplete_export(export_dirs: dict[bool, Path], model_dir: Path) -> None:

@@ -351,18 +351,28 @@ def test_float32_export_equals_pytorch(fp32_dir: Path, fp32_embedder: OnnxEmbedd
     texts = [*SENTENCES, "NATO", "word " * 1000]
     got = fp32_embedder.encode(texts)
     assert got.dtype == np.float32 and got.shape == (len(texts), 384)
-    for reference in (torch_embedder, real_embedder):
+    for reference in (torch_embedder,):
         cosines = np.sum(got * reference.encode(texts), axis=1)
         assert cosines.min() > 0.9999, (getattr(reference, "backend", "torch"), cosines)
 
 
 @pytest.mark.slow
-def test_default_backend_runs_the_float32_export_when_present(model_dir: Path) -> None:
+def test_default_backend_runs_the_int8_export_when_present(model_dir: Path) -> None:
     from indexer.embedding import load_embedder, resolve_backend
 
-    if not export_is_current(model_dir, default_onnx_dir(False), quantize=False):
-        pytest.skip("no current float32 export in the environment (make setup makes one)")
-    assert resolve_backend("auto", model_dir) == "onnx"
+    if not export_is_current(model_dir, default_onnx_dir(True)):
+        pytest.skip("no current int8 export in the environment (make setup makes one)")
+    assert resolve_backend("auto", model_dir) == "onnx-int8"
     embedder = load_embedder(model_dir, "all-MiniLM-L6-v2")
     assert isinstance(embedder, OnnxEmbedder)
-    assert embedder.backend == "onnx-fp32" and embedder.path == default_onnx_dir(False)
+    assert embedder.backend == "onnx-int8" and embedder.path == default_onnx_dir(True)
+    assert embedder.per_text  # each text quantised alone: the same text, the same vector
+
+
+@pytest.mark.slow
+def test_int8_vectors_do_not_depend_on_the_other_texts(onnx_embedder: OnnxEmbedder) -> None:
+    alone = np.stack([onnx_embedder.encode([t])[0] for t in SENTENCES])
+    together = onnx_embedder.encode(SENTENCES)
+    reversed_ = onnx_embedder.encode(SENTENCES[::-1])[::-1]
+    np.testing.assert_array_equal(alone, together)
+    np.testing.assert_array_equal(alone, reversed_)
