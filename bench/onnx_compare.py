@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings.from_env()
-    torch_embedder = load_embedder(settings.model_path, settings.model_name)
+    torch_embedder = load_embedder(settings.model_path, settings.model_name, "torch")
     passages = seed_passages(args.passages, args.words)
     questions = seed_questions(args.questions)
     log(f"{len(passages)} passages of {args.words} words, {len(questions)} questions; "
@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             manifest = json.loads((folder / "export.json").read_text(encoding="utf-8"))
             export_info[v] = {"MB": manifest["model_bytes"] / 1e6, "export_s": manifest["export_seconds"]}
             embedder = OnnxEmbedder(folder, settings.model_name, threads=args.threads)
-            backends.append(Timed(f"onnx {v}", embedder))
+            mode = "each text alone" if embedder.per_text else "batched"
+            backends.append(Timed(f"onnx {v} ({mode})", embedder))
 
         for r in range(args.rounds):
             for b in (backends if r % 2 == 0 else backends[:1] + backends[:0:-1]):

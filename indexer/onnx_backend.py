@@ -9,8 +9,9 @@ query time. The int8 model runs each text on its own (see :class:`OnnxEmbedder`)
 quantisation scales activations by their range over a whole batch, so batched int8 vectors
 depended on a text's batch-mates and measured more than 1% worse than PyTorch (seeds MRR@10
 0.821 vs 0.832); one text at a time, on two single-threaded workers, is deterministic,
-within 1% (0.826; SciFact nDCG@10 0.741 vs 0.743) and faster still (build 2.7x the
-sentence-transformers baseline on 2 cores, float32 1.4x).
+within 1% (0.826; SciFact nDCG@10 0.741 vs 0.743) and faster still (build 2.6x the
+sentence-transformers baseline on the seeds on 2 cores, 3.1x at 10,000 passages; float32
+1.5x).
 
 Export (needs torch, transformers, onnx and onnxruntime; never downloads anything): the
 model folder's transformer is traced with ``torch.onnx.export`` (inputs ``input_ids``,
@@ -606,13 +607,14 @@ class OnnxEmbedder:
 
     ``name`` is the model's name (as with the PyTorch backend); ``backend`` says how it runs
     ("onnx-int8" or "onnx-fp32"). ``threads`` (default: the CPUs this process may use) is
-    onnxruntime's intra-op thread count, or with ``per_text`` the number of worker threads;
-    ``spin=False`` keeps idle worker threads from spinning, which costs little on an idle
-    machine and helps much when other processes share the cores.
+    onnxruntime's intra-op thread count, or with ``per_text`` the number of worker threads
+    (each run then uses one thread, so a single question runs on one core, about 1 ms);
+    ``spin=False`` keeps idle intra-op threads from spinning, which costs little on an idle
+    machine and helps much when other processes share the cores (moot with ``per_text``).
 
     ``per_text`` (default: True for an int8 export) runs every text alone, on ``threads``
     workers sharing one single-threaded session: int8 vectors then do not depend on the
-    other texts of a call. Otherwise ``encode`` runs batches of at most ``batch_size`` texts
+    other texts of a call (``batch_size`` is then not used). Otherwise ``encode`` runs batches of at most ``batch_size`` texts
     and ``max_batch_tokens`` padded tokens: on 2 cores, about 4 passages of 150 words (or 20
     sentences) per run embed 20-25% faster than 32 (larger batches spill the CPU caches).
     """
@@ -650,7 +652,9 @@ class OnnxEmbedder:
                 f"The ONNX export at {self.path} is incomplete or damaged ({exc!r}). "
                 f"{_export_hint(self.path)}") from None
         self._tokenizer = _configure_tokenizer(tokenizer, self.max_seq_length)
-        quantized = bool(manifest.get("options", {}).get("quantize", self.backend.endswith("int8")))
+        recorded = manifest.get("options")
+        quantized = bool((recorded if isinstance(recorded, dict) else {}).get(
+            "quantize", self.backend.endswith("int8")))
         #: Each text its own onnxruntime run (default for int8 exports): dynamic quantisation
         #: scales a run's activations by their range over the whole batch, so batched int8
         #: vectors depend on a text's batch-mates; alone, a text always gets the same vector,
@@ -659,6 +663,10 @@ class OnnxEmbedder:
         self.per_text = quantized if per_text is None else bool(per_text)
         self._workers = (int(threads) if threads else _cpu_count()) if self.per_text else 1
         self._pool_executor: Any = None
+        if self._workers > 1:  # made here, not lazily: app sessions may encode concurrently
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool_executor = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1 if self.per_text else (int(threads) if threads else _cpu_count())
         options.inter_op_num_threads = 1
@@ -705,7 +713,8 @@ class OnnxEmbedder:
                                   encodings=[encodings[i] for i in rows])
                 return rows, _pool(self._session.run(None, batch)[0], batch["attention_mask"], self._pooling)
 
-            done = map(run, units) if self._workers == 1 or len(units) == 1 else self._executor().map(run, units)
+            parallel = self._pool_executor is not None and len(units) > 1
+            done = self._pool_executor.map(run, units) if parallel else map(run, units)
             for rows, vectors in done:
                 out[[first + i for i in rows]] = vectors
                 if bar is not None:
@@ -713,13 +722,6 @@ class OnnxEmbedder:
         if bar is not None:
             bar.close()
         return np.ascontiguousarray(_normalise(out), dtype=np.float32)
-
-    def _executor(self) -> Any:
-        if self._pool_executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool_executor = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx")
-        return self._pool_executor
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder(name={self.name!r}, backend={self.backend!r}, path={str(self.path)!r})"
@@ -758,7 +760,7 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the export.json of an export folder",
                           description="Print the export manifest and whether it matches the current model.")
     info.add_argument("--out", metavar="DIR", default=None,
-                      help=f"export folder (default: {default_onnx_dir(False)})")
+                      help=f"export folder (default: the int8 one, {default_onnx_dir(True)})")
     return parser
 
 
@@ -770,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "info":
-            out_dir = Path(args.out) if args.out else default_onnx_dir(False)
+            out_dir = Path(args.out) if args.out else default_onnx_dir(True)
             manifest = read_manifest(out_dir)
             current = settings.model_path is not None and export_is_current(
                 settings.model_path, out_dir, manifest["options"].get("quantize", True),

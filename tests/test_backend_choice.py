@@ -323,6 +323,26 @@ def test_auto_falls_back_to_torch_when_onnxruntime_cannot_load_the_export(
 
     monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", Torch)
     assert isinstance(load_embedder(model_dir, "all-MiniLM-L6-v2", "auto"), Torch)
-    assert loaded == [model_dir] and "PyTorch instead" in caplog.text
+    assert loaded == [model_dir] and "VERBATIM_BACKEND=torch instead" in caplog.text
     with pytest.raises(ModelNotFoundError):  # asked for explicitly: an error, not a fallback
         load_embedder(model_dir, "all-MiniLM-L6-v2", "onnx")
+
+
+def test_auto_tries_float32_then_torch_when_the_int8_export_cannot_load(
+        export_dirs: dict[bool, Path], model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import indexer.embedding as embedding
+
+    write_export(export_dirs[True], model_dir, quantize=True)  # neither loads in onnxruntime
+    write_export(export_dirs[False], model_dir)
+    loaded: list[Path] = []
+
+    class Torch:
+        def __init__(self, path: Path, name: str) -> None:
+            loaded.append(path)
+
+    monkeypatch.setattr(embedding, "SentenceTransformerEmbedder", Torch)
+    assert resolve_backend("auto", model_dir) == "onnx-int8"
+    assert isinstance(load_embedder(model_dir, "all-MiniLM-L6-v2", "auto"), Torch)
+    assert "VERBATIM_BACKEND=onnx instead" in caplog.text
+    assert "VERBATIM_BACKEND=torch instead" in caplog.text
