@@ -28,8 +28,16 @@ class LazyEmbedder:
     """
 
     def __init__(self, name: str, dimension: int, load: Callable[[], Embedder], backend: str = "torch") -> None:
-        self.name, self.dimension, self._load, self.backend = name, dimension, load, backend
+        self.name, self.dimension, self._load, self._backend = name, dimension, load, backend
         self._model: Embedder | None = None
+
+    @property
+    def backend(self) -> str:
+        """The configured backend's label; once loaded, what the model really runs on (a
+        broken export makes ``auto`` fall back)."""
+        if self._model is not None:
+            return str(getattr(self._model, "backend", "torch"))
+        return self._backend
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32,
                show_progress: bool = False) -> np.ndarray:
