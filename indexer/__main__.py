@@ -138,6 +138,12 @@ def _add(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-
     from indexer.update import add_documents
 
     docs, skipped = load_documents(args.paths, settings.max_file_bytes)
+    if not docs and not (settings.index_dir / "CURRENT").is_file():
+        _warn_skipped(skipped, docs)
+        print(f"error: no readable articles in {' '.join(map(str, args.paths))}, and no index at "
+              f"{settings.index_dir} to keep: nothing to do. Give .txt, .md, .html, .pdf or "
+              ".docx files or folders holding them.", file=sys.stderr)
+        return 2
     report = add_documents(docs, settings, _lazy_embedder(settings), skipped=skipped,
                            show_progress=True)
     _warn_skipped(report.skipped, docs)

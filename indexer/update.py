@@ -139,7 +139,7 @@ def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedde
         detail = "; ".join(f"{u!r}" + (f" (did you mean {', '.join(h)}?)" if h else "")
                            for u, h in hints.items())
         raise DocumentError(f"No article with id {detail} in the index. "
-                            "List the ids with: python -m indexer list")
+                            f"List the ids with: python -m indexer list --index {settings.index_dir}")
     keep = [d for d in previous.documents if d.doc_id not in set(doc_ids)]
     if not keep:
         raise DocumentError("Removing every article would leave an empty index. To start over, "

@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        print("interrupted.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
