@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,39 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
+
+
+def module_command(*args: str) -> list[str]:
+    """``python -m ARGS`` with this interpreter."""
+    return [sys.executable, "-m", *args]
+
+
+def run_module(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ARGS`` from the repository root and wait for it."""
+    return subprocess.run(module_command(*args), cwd=REPO_ROOT, env=subprocess_env(**env),
+                          capture_output=True, text=True, timeout=300)
+
+
+def start_module(*args: str, **env: str) -> subprocess.Popen[str]:
+    """Start ``python -m ARGS`` from the repository root (see :func:`finish_all`)."""
+    return subprocess.Popen(module_command(*args), cwd=REPO_ROOT, env=subprocess_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_all(procs: dict[str, subprocess.Popen[str]]) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Wait for processes started together (each loads the model once, in parallel); kill
+    any still running if one fails to finish."""
+    done = {}
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=300)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return done
 
 
 # Small synthetic articles for fast tests with the fake embedder: distinct topics, headings

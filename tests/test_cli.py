@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from indexer.settings import Settings
-from support import REPO_ROOT, read_source, subprocess_env
+from support import finish_all, read_source, run_module, start_module
 
 pytestmark = pytest.mark.slow
 
@@ -19,37 +18,16 @@ Q1 = "When did Turkey join NATO?"
 Q2 = "Which European Union defence program did Erdogan say Ankara wants to join?"
 
 
-def _start(*args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO_ROOT, env=subprocess_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, env=subprocess_env(**env),
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def runs(seeds_index: Settings) -> dict[str, subprocess.CompletedProcess[str]]:
     """The model-loading commands, started together (each loads the model once)."""
     index = str(seeds_index.index_dir)
-    procs = {
+    return finish_all({
         # The index comes from the environment here, from --index below.
-        "json": _start("retrieval", "ask", "--json", Q1, Q2, VERBATIM_INDEX_DIR=index),
-        "top2": _start("retrieval", "ask", "--json", "--top-k", "2", "--index", index, Q1),
-        "human": _start("retrieval", "ask", "--top-k", "3", "--index", index, Q1),
-    }
-    done = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=300)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return done
+        "json": start_module("retrieval", "ask", "--json", Q1, Q2, VERBATIM_INDEX_DIR=index),
+        "top2": start_module("retrieval", "ask", "--json", "--top-k", "2", "--index", index, Q1),
+        "human": start_module("retrieval", "ask", "--top-k", "3", "--index", index, Q1),
+    })
 
 
 def _json_lines(proc: subprocess.CompletedProcess[str]) -> list[dict]:  # type: ignore[type-arg]
@@ -114,7 +92,7 @@ def test_ask_human_output_cites_title_and_span(runs) -> None:  # type: ignore[no
 
 
 def test_missing_index_says_how_to_build_it(tmp_path: Path) -> None:
-    proc = _run("retrieval", "ask", "--index", str(tmp_path / "no-index"), Q1)
+    proc = run_module("retrieval", "ask", "--index", str(tmp_path / "no-index"), Q1)
     assert proc.returncode != 0
     assert "python -m indexer build" in proc.stderr and str(tmp_path / "no-index") in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
@@ -122,14 +100,14 @@ def test_missing_index_says_how_to_build_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("question", ["", "   "])
 def test_empty_question_is_refused(seeds_index: Settings, question: str) -> None:
-    proc = _run("retrieval", "ask", "--index", str(seeds_index.index_dir), question)
+    proc = run_module("retrieval", "ask", "--index", str(seeds_index.index_dir), question)
     assert proc.returncode != 0
     assert "question is empty" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
 def test_bad_top_k_is_refused(seeds_index: Settings) -> None:
-    proc = _run("retrieval", "ask", "--top-k", "0", "--index", str(seeds_index.index_dir), Q1)
+    proc = run_module("retrieval", "ask", "--top-k", "0", "--index", str(seeds_index.index_dir), Q1)
     assert proc.returncode != 0 and "--top-k must be at least 1" in proc.stderr
 
 
@@ -138,7 +116,7 @@ def test_bad_top_k_is_refused(seeds_index: Settings) -> None:
     (("retrieval", "ask", "--help"), ("--top-k", "--index", "--json", "QUESTION")),
 ])
 def test_help_exits_zero(args: tuple[str, ...], words: tuple[str, ...]) -> None:
-    proc = _run(*args)
+    proc = run_module(*args)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: python -m ")
     for word in words:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from indexer.settings import Settings
-from support import REPO_ROOT, read_source, subprocess_env
+from support import REPO_ROOT, finish_all, read_source, run_module, start_module
 
 pytestmark = pytest.mark.slow
 
@@ -22,15 +21,6 @@ OFF_TOPIC = "What is the best recipe for sourdough bread?"
 SEED_IDS = sorted(p.stem for p in (REPO_ROOT / "seeds").glob("*.txt"))
 
 OK, BAD_INPUT, INDEX_ERROR = 0, 2, 3
-
-
-def _cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", *args]
-
-
-def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_cmd(*args), cwd=REPO_ROOT, env=subprocess_env(**env),
-                          capture_output=True, text=True, timeout=300)
 
 
 def _clean_failure(proc: subprocess.CompletedProcess[str], code: int) -> None:
@@ -57,7 +47,7 @@ def test_bad_question_or_top_k_exits_2_before_loading_anything(
 ) -> None:
     # The index does not exist: the input is refused first (2), not the missing index (3).
     command, *rest = args
-    proc = _run("retrieval", command, "--index", str(tmp_path / "no-index"), *rest, **env)
+    proc = run_module("retrieval", command, "--index", str(tmp_path / "no-index"), *rest, **env)
     _clean_failure(proc, BAD_INPUT)
     assert message in proc.stderr
 
@@ -72,7 +62,7 @@ def test_bad_question_or_top_k_exits_2_before_loading_anything(
     (("indexer", "list", "--bogus"), "unrecognized arguments: --bogus"),
 ])
 def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
-    proc = _run(*args)
+    proc = run_module(*args)
     _clean_failure(proc, BAD_INPUT)
     assert proc.stderr.startswith(f"usage: python -m {args[0]}")
     assert message in proc.stderr
@@ -86,7 +76,7 @@ def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
 ])
 def test_missing_index_exits_3_naming_the_build_command(tmp_path: Path, args: tuple[str, ...]) -> None:
     index = tmp_path / "no-index"
-    proc = _run(*args, "--index", str(index))
+    proc = run_module(*args, "--index", str(index))
     _clean_failure(proc, INDEX_ERROR)
     assert f"error: No index at {index}." in proc.stderr
     assert f"python -m indexer build seeds --index {index}" in proc.stderr
@@ -95,7 +85,7 @@ def test_missing_index_exits_3_naming_the_build_command(tmp_path: Path, args: tu
 def test_build_without_readable_articles_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "blank.txt").write_text("  \n", encoding="utf-8")
-    proc = _run("indexer", "build", str(tmp_path / "empty"), "--index", str(tmp_path / "index"))
+    proc = run_module("indexer", "build", str(tmp_path / "empty"), "--index", str(tmp_path / "index"))
     assert proc.returncode == BAD_INPUT, proc.stderr
     assert "warning: skipped" in proc.stderr and "blank.txt" in proc.stderr
     assert "error: no readable articles" in proc.stderr and "Traceback" not in proc.stderr
@@ -104,7 +94,7 @@ def test_build_without_readable_articles_exits_2(tmp_path: Path) -> None:
 
 def test_add_of_nothing_readable_without_an_index_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    proc = _run("indexer", "add", str(tmp_path / "empty"), "--index", str(tmp_path / "index"))
+    proc = run_module("indexer", "add", str(tmp_path / "empty"), "--index", str(tmp_path / "index"))
     assert proc.returncode == BAD_INPUT, proc.stderr
     assert "error: no readable articles" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "index" / "CURRENT").exists()
@@ -116,28 +106,11 @@ def test_add_of_nothing_readable_without_an_index_exits_2(tmp_path: Path) -> Non
 def compare_runs(seeds_index: Settings) -> dict[str, subprocess.CompletedProcess[str]]:
     """The model-loading compare commands, started together."""
     index = str(seeds_index.index_dir)
-    procs = {
-        "q1": subprocess.Popen(_cmd("retrieval", "compare", Q1, "--index", index, "--json"),
-                               cwd=REPO_ROOT, env=subprocess_env(), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-        "off": subprocess.Popen(_cmd("retrieval", "compare", "--json", "--index", index, OFF_TOPIC),
-                                cwd=REPO_ROOT, env=subprocess_env(), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-        "human": subprocess.Popen(_cmd("retrieval", "compare", Q1, "--index", index),
-                                  cwd=REPO_ROOT, env=subprocess_env(), text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-    }
-    done = {}
-    try:
-        for name, proc in procs.items():
-            out, err = proc.communicate(timeout=300)
-            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return done
+    return finish_all({
+        "q1": start_module("retrieval", "compare", Q1, "--index", index, "--json"),
+        "off": start_module("retrieval", "compare", "--json", "--index", index, OFF_TOPIC),
+        "human": start_module("retrieval", "compare", Q1, "--index", index),
+    })
 
 
 def _comparison(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg]
@@ -237,7 +210,7 @@ def test_compare_human_output_marks_not_mentioned(compare_runs) -> None:  # type
 # --- index maintenance ------------------------------------------------------------------
 
 def _listed(index: Path) -> list[dict]:  # type: ignore[type-arg]
-    proc = _run("indexer", "list", "--index", str(index), "--json")
+    proc = run_module("indexer", "list", "--index", str(index), "--json")
     assert proc.returncode == OK, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     types = {"doc_id": str, "title": str, "source": str, "chunks": int, "chars": int}
@@ -259,7 +232,7 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     for doc_id in (first, second):
         shutil.copy(REPO_ROOT / "seeds" / f"{doc_id}.txt", corpus)
 
-    proc = _run("indexer", "build", str(corpus), "--index", str(index))
+    proc = run_module("indexer", "build", str(corpus), "--index", str(index))
     assert proc.returncode == OK, proc.stderr
     assert proc.stdout.startswith("Indexed 2 articles")
     rows = _listed(index)
@@ -267,19 +240,19 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     assert [r["source"] for r in rows] == [str(corpus / f"{i}.txt") for i in (first, second)]
 
     extra = shutil.copy(REPO_ROOT / "seeds" / f"{third}.txt", tmp_path / f"{third}.txt")
-    proc = _run("indexer", "add", str(extra), "--index", str(index))
+    proc = run_module("indexer", "add", str(extra), "--index", str(index))
     assert proc.returncode == OK, proc.stderr
     assert "Added 1, updated 0, unchanged 0, skipped 0." in proc.stdout
     assert [r["doc_id"] for r in _listed(index)] == [first, second, third]
 
-    proc = _run("indexer", "remove", second, "--index", str(index))
+    proc = run_module("indexer", "remove", second, "--index", str(index))
     assert proc.returncode == OK, proc.stderr
     assert proc.stdout.startswith(f"Removed {second}. Index now holds 2 articles")
     assert [r["doc_id"] for r in _listed(index)] == [first, third]
 
     # An unknown id (here the removed one, and a typo of an indexed one) changes nothing.
     current = (index / "CURRENT").read_text(encoding="utf-8")
-    proc = _run("indexer", "remove", first[:-1], second, "--index", str(index))
+    proc = run_module("indexer", "remove", first[:-1], second, "--index", str(index))
     _clean_failure(proc, INDEX_ERROR)
     assert f"No article with id '{first[:-1]}' (did you mean {first}?)" in proc.stderr
     assert repr(second) in proc.stderr and "List the ids with: python -m indexer list" in proc.stderr
@@ -288,7 +261,7 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     # A changed source file is a warning; the index itself is intact.
     with (corpus / f"{first}.txt").open("a", encoding="utf-8") as f:
         f.write("\nAn added line.\n")
-    proc = _run("indexer", "verify", "--index", str(index))
+    proc = run_module("indexer", "verify", "--index", str(index))
     assert proc.returncode == OK, proc.stderr
     assert proc.stdout.strip() == f"Index at {index} is intact."
     assert f"warning: {first}: source file {corpus / f'{first}.txt'} changed" in proc.stderr
@@ -302,7 +275,7 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     damaged = bytearray(original)
     damaged[-1] ^= 0xFF
     vectors.write_bytes(bytes(damaged))
-    proc = _run("indexer", "verify", "--index", str(index))
+    proc = run_module("indexer", "verify", "--index", str(index))
     _clean_failure(proc, INDEX_ERROR)
     assert "sentence_vectors.npy does not match its checksum" in proc.stderr and rebuild in proc.stderr
     vectors.write_bytes(original)
@@ -311,6 +284,6 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     chunks = gen / "chunks.npy"
     chunks.write_bytes(chunks.read_bytes()[:100])
     for args in (("indexer", "verify"), ("retrieval", "ask", Q1)):
-        proc = _run(*args, "--index", str(index))
+        proc = run_module(*args, "--index", str(index))
         _clean_failure(proc, INDEX_ERROR)
         assert "chunks.npy has 100 bytes" in proc.stderr and rebuild in proc.stderr
