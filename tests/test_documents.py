@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from indexer.documents import first_url, load_documents, read_document, title_of
 from indexer.errors import DocumentError
 from indexer.store import load_index
-from support import REPO_ROOT, subprocess_env
+from support import run_module
 
 GOOD = "Turkey sells drones to Ukraine\n\nThe Bayraktar TB2 drone was sold to Ukraine in 2019. It flew well.\n"
 
@@ -145,10 +144,7 @@ def test_read_document_errors(tmp_path: Path) -> None:
 
 
 def _run_build(args: list[str], index: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "indexer", "build", *args, "--index", str(index)],
-        cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300,
-    )
+    return run_module("indexer", "build", *args, "--index", str(index))
 
 
 @pytest.mark.slow
