@@ -72,7 +72,7 @@ def _warn_skipped(skipped, docs=()) -> None:  # type: ignore[no-untyped-def]
 
 
 def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
-    from indexer.build import _vector_kind
+    from indexer.build import vector_kind
     from indexer.embedding import backend_label
     from indexer.store import corpus_hash, read_manifest
 
@@ -84,8 +84,8 @@ def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
         manifest.get("corpus", {}).get("hash") == corpus_hash(docs)
         and manifest.get("chunking") == asdict(settings.chunking)
         and manifest.get("model", {}).get("name") == settings.model_name
-        and _vector_kind(manifest.get("model", {}).get("backend", "torch"))
-        == _vector_kind(backend_label(settings.backend, settings.model_path))
+        and vector_kind(manifest.get("model", {}).get("backend", "torch"))
+        == vector_kind(backend_label(settings.backend, settings.model_path))
         and manifest.get("sources") == sorted(d.source for d in docs)
     )
 

@@ -86,7 +86,7 @@ def _doc_ranges(rows: np.ndarray, n_docs: int) -> list[tuple[int, int]]:
     return [(int(bounds[i]), int(bounds[i + 1])) for i in range(n_docs)]
 
 
-def _vector_kind(backend: str) -> str:
+def vector_kind(backend: str) -> str:
     """Backends whose vectors may be mixed in one index: PyTorch and the float32 ONNX export
     give the same embeddings (cosine 1.0000); int8 ones differ slightly and are not mixed."""
     return "int8" if "int8" in backend else "float32"
@@ -96,8 +96,8 @@ def _reusable(previous: IndexData | None, embedder: Embedder, any_kind: bool = F
     if previous is None:
         return False
     m = previous.manifest
-    same_kind = any_kind or (_vector_kind(m["model"].get("backend", "torch"))
-                             == _vector_kind(getattr(embedder, "backend", "torch")))
+    same_kind = any_kind or (vector_kind(m["model"].get("backend", "torch"))
+                             == vector_kind(getattr(embedder, "backend", "torch")))
     return (m["model"]["name"] == embedder.name and m["model"]["dimension"] == embedder.dimension
             and same_kind and m.get("passage_field") == PASSAGE_FIELD)
 

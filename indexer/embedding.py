@@ -114,7 +114,8 @@ def resolve_backend(backend: str, model_path: Path | None) -> str:
 def backend_label(backend: str, model_path: Path | None) -> str:
     """What the ``backend`` attribute of the embedder :func:`load_embedder` would load says
     (and the index manifest records): ``torch``, ``onnx-fp32`` or ``onnx-int8``."""
-    return {"onnx": "onnx-fp32"}.get(resolve_backend(backend, model_path), resolve_backend(backend, model_path))
+    resolved = resolve_backend(backend, model_path)
+    return "onnx-fp32" if resolved == "onnx" else resolved
 
 
 def load_embedder(path: Path | None, name: str, backend: str = "auto") -> Embedder:
@@ -133,7 +134,7 @@ def load_embedder(path: Path | None, name: str, backend: str = "auto") -> Embedd
 
         quantize = resolved == "onnx-int8"
         folder = default_onnx_dir(quantize)
-        source = _export_source(quantize)
+        source = None if backend == "auto" else _export_source(quantize)  # auto checked it already
         if source is not None and path is not None and not _export_matches(source, path):
             raise ModelNotFoundError(
                 f"The ONNX export in {folder} was made from {source.get('path')}, not from the "

@@ -42,7 +42,6 @@ says the folder already holds one made from the same files, versions and options
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import inspect
 import json
 import logging
@@ -127,10 +126,9 @@ def _import_onnxruntime() -> Any:
 
 
 def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    from indexer.store import package_version
+
+    return package_version(package)
 
 
 def _sha256(path: Path) -> str:
@@ -661,12 +659,12 @@ class OnnxEmbedder:
         #: and a finer scale (measured: closer to PyTorch). The runs go to ``threads`` worker
         #: threads of one single-threaded session, which on 2 cores is faster than batching.
         self.per_text = quantized if per_text is None else bool(per_text)
-        self._workers = (int(threads) if threads else _cpu_count()) if self.per_text else 1
+        workers = (int(threads) if threads else _cpu_count()) if self.per_text else 1
         self._pool_executor: Any = None
-        if self._workers > 1:  # made here, not lazily: app sessions may encode concurrently
+        if workers > 1:  # made here, not lazily: app sessions may encode concurrently
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool_executor = ThreadPoolExecutor(self._workers, thread_name_prefix="onnx")
+            self._pool_executor = ThreadPoolExecutor(workers, thread_name_prefix="onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1 if self.per_text else (int(threads) if threads else _cpu_count())
         options.inter_op_num_threads = 1

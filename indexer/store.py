@@ -91,23 +91,25 @@ def corpus_hash(docs: list[Document] | tuple[Document, ...]) -> str:
     return h.hexdigest()
 
 
+def package_version(package: str) -> str | None:
+    """An installed distribution's version from its metadata (no import), or None."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def library_versions() -> dict[str, str | None]:
     """Versions recorded in the manifest (read from package metadata: importing
     sentence-transformers would import torch, which the ONNX backends never need)."""
-    import importlib.metadata
-
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
     return {
         "faiss": faiss.__version__,
         "bm25s": bm25s.__version__,
         "numpy": np.__version__,
-        "sentence_transformers": version("sentence-transformers"),
-        "onnxruntime": version("onnxruntime"),
+        "sentence_transformers": package_version("sentence-transformers"),
+        "onnxruntime": package_version("onnxruntime"),
     }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import indexer.onnx_backend as onnx_backend
-from indexer.build import _reusable, _vector_kind, build_index
+from indexer.build import _reusable, vector_kind, build_index
 from indexer.embedding import load_embedder, resolve_backend
 from indexer.errors import ConfigError, ModelNotFoundError
 from indexer.onnx_backend import EXPORT_COMMAND, MANIFEST, TOKENIZER_FILE, export_present
@@ -171,9 +171,9 @@ def test_a_missing_export_says_what_to_run(export_dirs: dict[bool, Path], model_
 
 
 def test_vector_kinds() -> None:
-    assert _vector_kind("torch") == _vector_kind("onnx-fp32") == _vector_kind("onnx")
-    assert _vector_kind("onnx-int8") != _vector_kind("torch")
-    assert _vector_kind("onnx-int8") != _vector_kind("onnx-fp32")
+    assert vector_kind("torch") == vector_kind("onnx-fp32") == vector_kind("onnx")
+    assert vector_kind("onnx-int8") != vector_kind("torch")
+    assert vector_kind("onnx-int8") != vector_kind("onnx-fp32")
 
 
 class BackendEmbedder(FakeEmbedder):
