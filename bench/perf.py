@@ -59,17 +59,14 @@ from indexer.settings import Settings
 from retrieval.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = ROOT / "bench" / "data" / "seeds_questions.jsonl"
-FALLBACK_QUESTIONS = ["When did Turkey join NATO?", "Why is Turkey selling drones to Ukraine?",
-                      "What did the United States suggest about the S-400?"]
 BACKENDS = ("auto", "onnx", "torch")
 
 
 def _questions(limit: int) -> list[str]:
-    if QUESTIONS.is_file():
-        rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
-        return [r["question"] for r in rows][:limit]
-    return FALLBACK_QUESTIONS
+    """The first ``limit`` labelled seed questions (bench/data/seeds_questions.jsonl)."""
+    from bench.eval import DEFAULT_QUESTIONS, load_questions
+
+    return [q.question for q in load_questions(DEFAULT_QUESTIONS)][:limit]
 
 
 def _percentile(values: list[float], q: float) -> float:
