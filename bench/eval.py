@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / "cache"
 DEFAULT_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions.jsonl"
 HOLDOUT_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions_holdout.jsonl"
+# Written 2026-11-23 by a helper that never saw the system or the other sets: a check
+# written the same way as the hidden one. Not tuned on.
+FRESH_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions_fresh.jsonl"
 DEFAULT_SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
 SEEDS_DIR = ROOT / "seeds"
 TYPES = ("factual", "paraphrase", "multi", "compare")
@@ -515,6 +518,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"labelled questions (default: {DEFAULT_QUESTIONS.relative_to(ROOT)})")
     q.add_argument("--holdout", action="store_true",
                    help=f"use {HOLDOUT_QUESTIONS.relative_to(ROOT)} (do not tune on it)")
+    q.add_argument("--fresh", action="store_true",
+                   help=f"use {FRESH_QUESTIONS.relative_to(ROOT)} (60 questions written blind to "
+                   "the system; do not tune on it)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write all metrics as JSON")
     parser.add_argument("--scifact-dir", metavar="DIR", default=str(DEFAULT_SCIFACT),
                         help="SciFact in BEIR layout (default: ../shared/bench/scifact from the repo root)")
@@ -559,7 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, Any, Any, str]] = []
     try:
         if args.suite in ("seeds", "all"):
-            qpath = HOLDOUT_QUESTIONS if args.holdout else Path(args.questions or DEFAULT_QUESTIONS)
+            qpath = (HOLDOUT_QUESTIONS if args.holdout else FRESH_QUESTIONS if args.fresh
+                     else Path(args.questions or DEFAULT_QUESTIONS))
             questions = load_questions(qpath)
             if args.index:
                 folder = Path(args.index)
