@@ -48,6 +48,18 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number; got {raw!r}.") from None
 
 
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off); got {raw!r}.")
+
+
 @dataclass(frozen=True)
 class ChunkingParams:
     """How articles are cut into passages. Recorded in the manifest; a change needs a rebuild.
@@ -90,6 +102,7 @@ class Settings:
     candidates: int = 50
     min_relevance: float = 0.35
     mention_relevance: float = 0.55
+    place_aliases: bool = True  # name the country after "Ankara", "the Kremlin" (retrieval/aliases.py)
     max_question_chars: int = 2000
     max_file_bytes: int = 20_000_000
     exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
@@ -130,6 +143,7 @@ class Settings:
             candidates=_int(env, "VERBATIM_CANDIDATES", base.candidates, 1, 10_000),
             min_relevance=_float(env, "VERBATIM_MIN_RELEVANCE", base.min_relevance),
             mention_relevance=_float(env, "VERBATIM_MENTION_RELEVANCE", base.mention_relevance),
+            place_aliases=_bool(env, "VERBATIM_PLACE_ALIASES", base.place_aliases),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
             max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.max_file_bytes, 1, 10**10),
             exact_max=_int(env, "VERBATIM_EXACT_MAX", base.exact_max, 0, 10**9),

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.query import prepare
 from retrieval.searcher import Searcher, check_question
 from retrieval.types import Hit
 
@@ -140,7 +139,7 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
     (:meth:`Searcher.supports`) at the per-article threshold ``settings.mention_relevance``.
     """
     question = check_question(question, searcher.settings.max_question_chars)
-    query = prepare(question)
+    query = searcher.prepare(question)
     qvec = searcher.encode_question(query.text)
     ranked = searcher.rank(query, qvec, max(depth, searcher.settings.candidates))
     index = searcher.index

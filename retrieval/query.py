@@ -3,6 +3,8 @@
 Questions carry words that say nothing about the topic: question words ("what", "did"),
 and framing such as "What do the articles say about …" or "according to the article".
 Both are removed before matching, so BM25 weighs the words that name the subject.
+With a gazetteer (:mod:`retrieval.aliases`), the embedded text also names the country
+after a capital or seat of government that stands for it ("Ankara (Turkey)").
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from indexer.lexical import analyze
+from retrieval.aliases import Gazetteer
 
 _FRAMING = re.compile(
     r"^\s*(?:(?:what|how) (?:do|does|did) (?:the |these |both |all )?(?:articles?|reports?|sources?|"
@@ -37,11 +40,11 @@ class Query:
     """A checked question, ready for search."""
 
     question: str  # as asked (stripped)
-    text: str  # what is embedded: the question without framing
+    text: str  # what is embedded: the question without framing, places expanded
     terms: tuple[str, ...]  # BM25 terms: analysed, without question words
 
 
-def prepare(question: str) -> Query:
+def prepare(question: str, gazetteer: Gazetteer | None = None) -> Query:
     """Split a (checked, non-empty) question into what is embedded and what BM25 matches.
 
     >>> prepare("What do the articles say about Turkey's S-400 purchase?").text
@@ -50,4 +53,6 @@ def prepare(question: str) -> Query:
     text = _FRAMING.sub("", question).strip() or question
     ignored = _ignored_terms()
     terms = tuple(t for t in analyze([text])[0] if t not in ignored)
+    if gazetteer is not None:
+        text = gazetteer.expand(text)
     return Query(question, text, terms)

@@ -25,6 +25,7 @@ from indexer.errors import IndexMismatchError, QuestionError
 from indexer.lexical import analyze
 from indexer.settings import Settings
 from indexer.store import IndexData, build_command, load_index
+from retrieval.aliases import load_gazetteer
 from retrieval.answer import best_sentence
 from retrieval.fusion import rrf_fuse
 from retrieval.query import Query, prepare
@@ -94,6 +95,7 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.gazetteer = load_gazetteer() if settings.place_aliases else None
 
     @classmethod
     def load(cls, settings: Settings, embedder: Embedder | None = None) -> "Searcher":
@@ -129,7 +131,7 @@ class Searcher:
         top_k = self.settings.top_k if top_k is None else top_k
         if top_k < 1:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
-        query = prepare(question)
+        query = self.prepare(question)
         qvec = self.encode_question(query.text)
         ranked = self.rank(query, qvec, max(self.settings.candidates, top_k))
         hits = self.distinct_hits(query, qvec, ranked, top_k)
@@ -152,6 +154,11 @@ class Searcher:
             if len(hits) == top_k:
                 break
         return tuple(hits)
+
+    def prepare(self, question: str) -> Query:
+        """The question's search text and BM25 terms (:func:`retrieval.query.prepare`),
+        with place aliases unless ``settings.place_aliases`` is off."""
+        return prepare(question, self.gazetteer)
 
     def encode_question(self, text: str) -> np.ndarray:
         """The unit vector of a question's search text."""
@@ -183,7 +190,7 @@ class Searcher:
             mode: see :class:`RankMode`.
         """
         if isinstance(query, str):
-            query = prepare(query)
+            query = self.prepare(query)
         depth = min(len(self.index.chunks), max(depth, 1))
         scores, ids = self.index.chunk_index.search(qvec[None, :].astype(np.float32), depth)
         dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
