@@ -101,6 +101,7 @@ class Settings:
     rrf_k: int = 60
     candidates: int = 50
     min_relevance: float = 0.35
+    min_relevance_number: float = 0.50  # the same for questions that ask for a number
     mention_relevance: float = 0.55
     place_aliases: bool = True  # name the country after "Ankara", "the Kremlin" (retrieval/aliases.py)
     max_question_chars: int = 2000
@@ -142,6 +143,7 @@ class Settings:
             rrf_k=_int(env, "VERBATIM_RRF_K", base.rrf_k, 1, 10_000),
             candidates=_int(env, "VERBATIM_CANDIDATES", base.candidates, 1, 10_000),
             min_relevance=_float(env, "VERBATIM_MIN_RELEVANCE", base.min_relevance),
+            min_relevance_number=_float(env, "VERBATIM_MIN_RELEVANCE_NUMBER", base.min_relevance_number),
             mention_relevance=_float(env, "VERBATIM_MENTION_RELEVANCE", base.mention_relevance),
             place_aliases=_bool(env, "VERBATIM_PLACE_ALIASES", base.place_aliases),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),

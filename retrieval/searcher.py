@@ -9,8 +9,9 @@ Ranking (the shipped ``HYBRID`` mode), measured with ``python -m bench.eval``:
 4. Inside each passage the answer sentence is chosen by :func:`retrieval.answer.best_sentence`.
 
 Abstention: a question is answerable when one of the first two hits has an answer
-sentence with similarity >= ``min_relevance`` that states the kind of answer asked for
-(a number, a time, a name) — see :mod:`retrieval.answer`.
+sentence with similarity >= ``min_relevance`` (``min_relevance_number`` for how-many
+questions) that states the kind of answer asked for (a number, a time, a name) — see
+:meth:`Searcher.supports` and :mod:`retrieval.answer`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from indexer.lexical import analyze
 from indexer.settings import Settings
 from indexer.store import IndexData, build_command, load_index
 from retrieval.aliases import load_gazetteer
-from retrieval.answer import best_sentence
+from retrieval.answer import AnswerType, best_sentence, expected_type
 from retrieval.fusion import rrf_fuse
 from retrieval.query import Query, prepare
 from retrieval.types import AnswerSpan, Hit, Result
@@ -170,13 +171,18 @@ class Searcher:
 
     def supports(self, hit: Hit, threshold: float | None = None) -> bool:
         """Whether a hit seems to answer its question: its answer sentence states the kind
-        of answer asked for, and is similar enough (``threshold``, default
-        ``settings.min_relevance``) — or, when it contains at least half of the question's
-        search terms, at least ``settings.min_relevance`` similar."""
-        threshold = self.settings.min_relevance if threshold is None else threshold
+        of answer asked for, and is similar enough (``threshold``, default: the floor) — or,
+        when it contains at least half of the question's search terms, at least as similar
+        as the floor. The floor is ``settings.min_relevance``, raised to
+        ``settings.min_relevance_number`` for questions that ask for a number: articles
+        hold many numbers, so "how many X" is often met by a sentence that counts
+        something else."""
+        floor = self.settings.min_relevance
+        if hit.answer_kind == AnswerType.NUMBER.value:
+            floor = max(floor, self.settings.min_relevance_number)
+        threshold = floor if threshold is None else max(threshold, floor)
         similarity = self.relevance(hit)
-        close = similarity >= threshold or (
-            hit.answer_coverage >= 0.5 and similarity >= self.settings.min_relevance)
+        close = similarity >= threshold or (hit.answer_coverage >= 0.5 and similarity >= floor)
         return hit.answer_typed and close
 
     def rank(self, query: Query | str, qvec: np.ndarray, depth: int,
@@ -231,7 +237,7 @@ class Searcher:
             start=start, end=end, text=doc.text[start:end],
             answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
             dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
-            offsets_in=doc.offsets_in,
+            answer_kind=expected_type(query.question).value, offsets_in=doc.offsets_in,
         )
 
     # ------------------------------------------------------------------ internals

