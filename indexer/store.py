@@ -29,9 +29,10 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -58,10 +59,17 @@ DATA_FILES = ("documents.jsonl", "chunks.npy", "sentences.npy", "chunk_vectors.f
 FULL_CHECK_BYTES = 256 * 1024 * 1024
 
 
-def build_command(index_dir: Path | str) -> str:
-    """The command that rebuilds the index at ``index_dir`` from the seeds."""
+def build_command(index_dir: Path | str, sources: Iterable[str] = ()) -> str:
+    """The command that rebuilds the index at ``index_dir``: from the folders of
+    ``sources`` (the indexed articles' files, when known), else from the seeds.
+
+    >>> build_command("index", ["articles/a.txt", "seeds/b.txt", "seeds/c.txt"])
+    'python -m indexer build articles seeds'
+    """
+    folders = [shlex.quote(f) for f in sorted({str(Path(s).parent) for s in sources})] or ["seeds"]
     index_dir = str(index_dir)
-    return "python -m indexer build seeds" + ("" if index_dir == "index" else f" --index {index_dir}")
+    return (f"python -m indexer build {' '.join(folders)}"
+            + ("" if index_dir == "index" else f" --index {shlex.quote(index_dir)}"))
 
 
 @dataclass(frozen=True)
@@ -261,7 +269,9 @@ def current_generation(index_dir: Path) -> Path:
     pointer = index_dir / CURRENT
     if not pointer.is_file():
         raise IndexNotFoundError(
-            f"No index at {index_dir}. Build it with: {build_command(index_dir)}"
+            f"No index at {index_dir}. Build it with: {build_command(index_dir)} "
+            "(that indexes the example articles in seeds/; name your own articles' folders "
+            "instead to index those)"
         )
     gen = index_dir / pointer.read_text(encoding="utf-8").strip()
     if not (gen / MANIFEST).is_file():

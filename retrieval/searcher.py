@@ -91,7 +91,7 @@ class Searcher:
                 f"The index at {settings.index_dir} was built with the model {model['name']!r} "
                 f"({model['dimension']} dimensions), but the configured model is "
                 f"{embedder.name!r} ({embedder.dimension}). Rebuild the index with: "
-                f"{build_command(settings.index_dir)}"
+                f"{build_command(settings.index_dir, [d.source for d in index.documents])}"
             )
         self.index = index
         self.embedder = embedder
@@ -112,7 +112,7 @@ class Searcher:
                 raise IndexMismatchError(
                     f"The index at {settings.index_dir} was built with the model {wanted!r}, "
                     f"but the configured model is {settings.model_name!r}. Rebuild the index "
-                    f"with: {build_command(settings.index_dir)}"
+                    f"with: {build_command(settings.index_dir, [d.source for d in index.documents])}"
                 )
             embedder = load_embedder(settings.model_path, settings.model_name, settings.backend)
         return cls(index, embedder, settings)

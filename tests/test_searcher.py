@@ -189,7 +189,8 @@ def test_model_mismatch_names_the_rebuild_command(fake_index: FakeIndex, make_fa
     with pytest.raises(IndexMismatchError) as info:
         Searcher(load_index(fake_index.settings.index_dir), other, fake_index.settings)
     message = str(info.value)
-    assert f"python -m indexer build seeds --index {fake_index.settings.index_dir}" in message
+    # The rebuild command names the folder the indexed articles came from, not the seeds.
+    assert f"python -m indexer build {fake_index.folder} --index {fake_index.settings.index_dir}" in message
     assert fake_index.embedder.name in message and other.name in message
 
 

@@ -218,6 +218,12 @@ def test_build_command_default_index_has_no_flag() -> None:
     assert store.build_command(Path("/x/y")) == "python -m indexer build seeds --index /x/y"
 
 
+def test_build_command_names_the_articles_folders_quoted() -> None:
+    sources = ["my articles/a.txt", "my articles/b.md", "/data/news/c.html"]
+    assert (store.build_command("my index", sources)
+            == "python -m indexer build /data/news 'my articles' --index 'my index'")
+
+
 # --- atomic writes ----------------------------------------------------------------------
 
 class InjectedFailure(BaseException):
