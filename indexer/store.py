@@ -43,6 +43,7 @@ import faiss
 import numpy as np
 
 from indexer.ann import build_vector_index, choose_index, read_vector_index, write_vector_index
+from indexer.documents import find_files
 from indexer.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from indexer.settings import ChunkingParams
 from indexer.types import Document
@@ -60,16 +61,58 @@ FULL_CHECK_BYTES = 256 * 1024 * 1024
 
 
 def build_command(index_dir: Path | str, sources: Iterable[str] = ()) -> str:
-    """The command that rebuilds the index at ``index_dir``: from the folders of
-    ``sources`` (the indexed articles' files, when known), else from the seeds.
+    """The command that rebuilds the index at ``index_dir`` from ``sources`` (the indexed
+    articles' files, when known; else the seeds). A folder is named instead of its files
+    when every article file under it was indexed (never ".": that would take in whatever
+    else sits in the working directory).
 
-    >>> build_command("index", ["articles/a.txt", "seeds/b.txt", "seeds/c.txt"])
-    'python -m indexer build articles seeds'
+    >>> build_command("index")
+    'python -m indexer build seeds'
     """
-    folders = [shlex.quote(f) for f in sorted({str(Path(s).parent) for s in sources})] or ["seeds"]
+    paths = _rebuild_paths(sources) or ["seeds"]
     index_dir = str(index_dir)
-    return (f"python -m indexer build {' '.join(folders)}"
+    return (f"python -m indexer build {' '.join(shlex.quote(p) for p in paths)}"
             + ("" if index_dir == "index" else f" --index {shlex.quote(index_dir)}"))
+
+
+def _rebuild_paths(sources: Iterable[str]) -> list[str]:
+    by_folder: dict[str, list[str]] = {}
+    for source in dict.fromkeys(os.path.normpath(s) for s in sources):
+        by_folder.setdefault(os.path.dirname(source), []).append(source)
+    indexed = {s for files in by_folder.values() for s in files}
+    paths: list[str] = []
+    folders: list[str] = []  # named folders (searched recursively by the build)
+    for folder, files in sorted(by_folder.items()):
+        if any(folder.startswith(f + os.sep) for f in folders):
+            continue
+        found = find_files([folder])[0] if folder and Path(folder).is_dir() else []
+        if found and {os.path.normpath(str(p)) for p in found} <= indexed:
+            paths.append(folder)
+            folders.append(folder)
+        else:
+            paths.extend(sorted(files))
+    return paths
+
+
+def indexed_sources(index_dir: Path | str) -> list[str]:
+    """Best effort: the source files of the articles in the current index generation, for
+    a rebuild hint; empty when they cannot be read."""
+    try:
+        gen = Path(index_dir) / (Path(index_dir) / CURRENT).read_text(encoding="utf-8").strip()
+        with (gen / "documents.jsonl").open(encoding="utf-8") as f:
+            return [str(json.loads(line)["source"]) for line in f]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def rebuild_hint(index_dir: Path | str) -> str:
+    """"Rebuild it with: <command>" naming the indexed articles where they are known, else
+    the seeds with a word on naming your own folders instead."""
+    sources = indexed_sources(index_dir)
+    command = build_command(index_dir, sources)
+    if not sources:
+        command += " (that indexes the example articles in seeds/; name your own articles' folders instead)"
+    return f"Rebuild it with: {command}"
 
 
 @dataclass(frozen=True)
@@ -277,7 +320,7 @@ def current_generation(index_dir: Path) -> Path:
     if not (gen / MANIFEST).is_file():
         raise IndexMismatchError(
             f"The index at {index_dir} is damaged (missing {gen.name}/{MANIFEST}). "
-            f"Rebuild it with: {build_command(index_dir)}"
+            f"{rebuild_hint(index_dir)}"
         )
     return gen
 
@@ -290,24 +333,25 @@ def read_manifest(index_dir: Path, gen: Path | None = None) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise IndexMismatchError(
             f"The index manifest at {gen / MANIFEST} cannot be read ({exc}). "
-            f"Rebuild it with: {build_command(index_dir)}"
+            f"{rebuild_hint(index_dir)}"
         ) from exc
     return manifest
 
 
 def check_manifest(manifest: dict[str, Any], index_dir: Path) -> None:
     """Refuse an index of another format or version, naming the rebuild command."""
-    rebuild = f"Rebuild it with: {build_command(index_dir)}"
+    problem = None
     if manifest.get("format") != FORMAT_NAME:
-        raise IndexMismatchError(f"{index_dir} does not hold a Verbatim index. {rebuild}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"The index at {index_dir} has format version {manifest.get('format_version')}; "
-            f"this version of Verbatim reads version {FORMAT_VERSION}. {rebuild}"
-        )
-    for key in ("model", "chunking", "corpus", "files"):
-        if key not in manifest:
-            raise IndexMismatchError(f"The index manifest at {index_dir} lacks {key!r}. {rebuild}")
+        problem = f"{index_dir} does not hold a Verbatim index."
+    elif manifest.get("format_version") != FORMAT_VERSION:
+        problem = (f"The index at {index_dir} has format version {manifest.get('format_version')}; "
+                   f"this version of Verbatim reads version {FORMAT_VERSION}.")
+    else:
+        missing = [key for key in ("model", "chunking", "corpus", "files") if key not in manifest]
+        if missing:
+            problem = f"The index manifest at {index_dir} lacks {missing[0]!r}."
+    if problem:
+        raise IndexMismatchError(f"{problem} {rebuild_hint(index_dir)}")
 
 
 def verify_files(gen: Path, manifest: dict[str, Any], index_dir: Path, *, full: bool) -> None:
@@ -328,7 +372,7 @@ def verify_files(gen: Path, manifest: dict[str, Any], index_dir: Path, *, full: 
             problem = "does not match its checksum (corrupt)"
         if problem:
             raise IndexMismatchError(
-                f"Index file {rel} {problem}. Rebuild the index with: {build_command(index_dir)}"
+                f"Index file {rel} {problem}. {rebuild_hint(index_dir)}"
             )
 
 
@@ -361,7 +405,7 @@ def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | N
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise IndexMismatchError(
             f"The index at {index_dir} cannot be read ({exc}). "
-            f"Rebuild it with: {build_command(index_dir)}"
+            f"{rebuild_hint(index_dir)}"
         ) from exc
     corpus = manifest["corpus"]
     if (len(documents), len(chunks), len(sentences)) != (
@@ -369,7 +413,7 @@ def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | N
     ) or chunk_index.ntotal != len(chunks) or len(sentence_vectors) != len(sentences):
         raise IndexMismatchError(
             f"The index at {index_dir} is inconsistent (counts differ from its manifest). "
-            f"Rebuild it with: {build_command(index_dir)}"
+            f"{rebuild_hint(index_dir)}"
         )
     return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors,
                      bm25, sentence_bm25)

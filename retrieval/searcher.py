@@ -72,6 +72,11 @@ def check_question(question: str, max_chars: int) -> str:
     return question
 
 
+def _rebuild_command(index: IndexData, settings: Settings) -> str:
+    """The command that rebuilds ``index`` from its own articles."""
+    return build_command(settings.index_dir, [d.source for d in index.documents])
+
+
 def _standardise(values: np.ndarray) -> np.ndarray:
     std = float(values.std())
     return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
@@ -91,7 +96,7 @@ class Searcher:
                 f"The index at {settings.index_dir} was built with the model {model['name']!r} "
                 f"({model['dimension']} dimensions), but the configured model is "
                 f"{embedder.name!r} ({embedder.dimension}). Rebuild the index with: "
-                f"{build_command(settings.index_dir, [d.source for d in index.documents])}"
+                f"{_rebuild_command(index, settings)}"
             )
         self.index = index
         self.embedder = embedder
@@ -112,7 +117,7 @@ class Searcher:
                 raise IndexMismatchError(
                     f"The index at {settings.index_dir} was built with the model {wanted!r}, "
                     f"but the configured model is {settings.model_name!r}. Rebuild the index "
-                    f"with: {build_command(settings.index_dir, [d.source for d in index.documents])}"
+                    f"with: {_rebuild_command(index, settings)}"
                 )
             embedder = load_embedder(settings.model_path, settings.model_name, settings.backend)
         return cls(index, embedder, settings)

@@ -267,7 +267,10 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     assert f"warning: {first}: source file {corpus / f'{first}.txt'} changed" in proc.stderr
     assert "python -m indexer add" in proc.stderr
 
-    rebuild = f"python -m indexer build seeds --index {index}"
+    # The rebuild command names the indexed articles (here single files: the corpus folder
+    # also holds the removed article), never the seeds.
+    third_source, first_source = str(tmp_path / f"{third}.txt"), str(corpus / f"{first}.txt")
+    rebuild = f"python -m indexer build {third_source} {first_source} --index {index}"
     gen = index / (index / "CURRENT").read_text(encoding="utf-8").strip()
     # Same size, one byte flipped: only the checksum tells.
     vectors = gen / "sentence_vectors.npy"

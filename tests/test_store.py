@@ -201,7 +201,10 @@ def test_damaged_index_is_refused_with_the_rebuild_command(fake_index: FakeIndex
     with pytest.raises(IndexMismatchError) as info:
         load_index(index_dir)
     assert message in str(info.value)
-    assert f"{REBUILD} seeds --index {index_dir}" in str(info.value)
+    # The indexed articles' folder where the index still says what it holds, else the seeds
+    # with a word on naming your own folders instead.
+    assert (f"{REBUILD} {fake_index.folder} --index {index_dir}" in str(info.value)
+            or f"{REBUILD} seeds --index {index_dir} (that indexes the example articles" in str(info.value))
     with pytest.raises(IndexMismatchError):
         Searcher.load(fake_index.settings, fake_index.embedder)
 
@@ -218,10 +221,29 @@ def test_build_command_default_index_has_no_flag() -> None:
     assert store.build_command(Path("/x/y")) == "python -m indexer build seeds --index /x/y"
 
 
-def test_build_command_names_the_articles_folders_quoted() -> None:
-    sources = ["my articles/a.txt", "my articles/b.md", "/data/news/c.html"]
+def test_build_command_names_a_folder_only_when_all_its_articles_were_indexed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("my articles/a.txt", "my articles/sub/b.md", "mixed/c.txt", "mixed/d.txt", "e.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("text", encoding="utf-8")
+    (tmp_path / "my articles" / "notes.csv").write_text("not an article", encoding="utf-8")
+    # Every article file under "my articles" is indexed: the folder. Only c.txt of "mixed":
+    # the file. A file in the working directory: the file, never ".". Gone: the file.
+    sources = ["my articles/a.txt", "my articles/sub/b.md", "mixed/c.txt", "e.txt", "/gone/f.txt"]
     assert (store.build_command("my index", sources)
-            == "python -m indexer build /data/news 'my articles' --index 'my index'")
+            == "python -m indexer build e.txt /gone/f.txt mixed/c.txt 'my articles' --index 'my index'")
+
+
+def test_rebuild_hint_names_the_indexed_articles(fake_index: FakeIndex) -> None:
+    hint = store.rebuild_hint(fake_index.settings.index_dir)
+    assert hint == f"Rebuild it with: python -m indexer build {fake_index.folder} --index {fake_index.settings.index_dir}"
+
+
+def test_rebuild_hint_without_an_index_falls_back_to_the_seeds_with_a_caveat(tmp_path: Path) -> None:
+    hint = store.rebuild_hint(tmp_path / "nowhere")
+    assert hint.startswith(f"Rebuild it with: python -m indexer build seeds --index {tmp_path / 'nowhere'} (")
+    assert "name your own articles' folders instead" in hint
 
 
 # --- atomic writes ----------------------------------------------------------------------
