@@ -26,10 +26,19 @@ def test_shipped_file_parses_and_covers_capitals_and_seats_of_government() -> No
     assert "Brussels" not in gazetteer.stands_for and "Victoria" not in gazetteer.stands_for
 
 
-def test_every_shipped_line_has_two_columns() -> None:
-    for n, line in enumerate(DATA.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip() and not line.startswith("#"):
-            assert len(line.split("\t")) == 2, f"{DATA}:{n}: {line!r}"
+def test_shipped_data_has_current_names_and_skips_ambiguous_ones() -> None:
+    stands_for = load_gazetteer().stands_for
+    # Current countries, not the defunct or renamed entries of the source data.
+    assert stands_for["Belgrade"] == "Serbia" and stands_for["Skopje"] == "North Macedonia"
+    assert stands_for["Astana"] == stands_for["Nur-Sultan"] == "Kazakhstan"
+    assert "Serbia and Montenegro" not in stands_for.values()
+    # First names and places elsewhere are not aliases.
+    for name in ("Sofia", "Santiago", "Georgetown", "Kingston", "Jerusalem"):
+        assert name not in stands_for, name
+    # English spellings without accents, and typographic apostrophes, match too.
+    assert stands_for["Brasilia"] == stands_for["Brasília"] == "Brazil"
+    assert stands_for["Sana’a"] == stands_for["Sana'a"] == "Yemen"
+    assert all(name != country for name, country in stands_for.items())
 
 
 @pytest.mark.parametrize(("text", "expanded"), [
@@ -42,6 +51,16 @@ def test_every_shipped_line_has_two_columns() -> None:
     ("Who works at the White House?", "Who works at the White House (United States)?"),
     ("Is Ankaran a word? Is moscow?", "Is Ankaran a word? Is moscow?"),
     ("", ""),
+    # Non-ASCII names, typed composed or decomposed (NFD).
+    ("Which Élysée leader called?", "Which Élysée (France) leader called?"),
+    ("Which E\u0301lyse\u0301e leader called?", "Which Élysée (France) leader called?"),
+    ("Did Bogota agree?", "Did Bogota (Colombia) agree?"),
+    # Part of a longer name or a fixed phrase: left alone.
+    ("Did Russia honour the Minsk agreements?", "Did Russia honour the Minsk agreements?"),
+    ("What did the Washington Post report?", "What did the Washington Post report?"),
+    ("Who are the Moscow-backed separatists?", "Who are the Moscow-backed separatists?"),
+    ("Why did Denzel Washington speak?", "Why did Denzel Washington speak?"),
+    ("In Kyiv, who spoke?", "In Kyiv (Ukraine), who spoke?"),  # the first word may be capitalised
 ])
 def test_expand(text: str, expanded: str) -> None:
     assert load_gazetteer().expand(text) == expanded
@@ -54,9 +73,11 @@ def test_parse_merges_rows_keeps_the_first_country_and_skips_comments() -> None:
     assert gazetteer.expand("Is Old Town near New Port?") == "Is Old Town (Atlantis) near New Port?"
 
 
-def test_parse_error_names_the_line() -> None:
-    with pytest.raises(ValueError, match=r"my.tsv:2: expected country<TAB>names"):
-        parse(["Atlantis\tPoseidonia", "Atlantis Poseidonia"], "my.tsv")
+@pytest.mark.parametrize("bad", ["Atlantis Poseidonia", "Atlantis\t", "Atlantis\t ; ", "\tPoseidonia",
+                                 "Atlantis\tPoseidonia\textra"])
+def test_parse_error_names_the_line(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"my.tsv:3: expected country<TAB>names"):
+        parse(["Atlantis\tPoseidonia", "   # an indented comment", bad], "my.tsv")
 
 
 def test_empty_gazetteer_changes_nothing() -> None:

@@ -8,8 +8,9 @@ and replace the generated block of ``aliases.tsv`` with its output (the hand-wri
 above it stay). countryinfo is MIT-licensed (c) 2018 Porimol Chandro; its country data
 comes from REST Countries.
 
-What is kept: for every country or territory, its capital as a name that stands for it.
-A capital claimed by two entries goes to the more populous one. Capitals that are also
+What is kept: for every country or territory, its capital as a name that stands for it,
+also written without accents and with a typographic apostrophe. A capital claimed by two
+entries goes to the more populous one. Capitals that are also
 common names or that usually stand for something else are left out (``SKIP``).
 """
 
@@ -17,16 +18,34 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from pathlib import Path
 
 # Capitals that are common first names or surnames, that in news usually stand for an
 # international body rather than the country ("Brussels": the EU or NATO), or whose
 # attribution is contested (Jerusalem).
-# Also capitals that are everyday phrases or other places' names ("The Valley", "Plymouth"),
-# and "Washington D.C." (the hand-written United States row has "Washington").
+# Also capitals that are everyday phrases, first names, or other well-known places' or
+# things' names ("The Valley", "Sofia", "Georgetown", "Cayenne"), and "Washington D.C."
+# (the hand-written United States row has "Washington").
 SKIP = {"Brussels", "Victoria", "City of Victoria", "Stanley", "Hamilton", "Douglas", "Diego Garcia",
-        "Jerusalem", "Kingstown", "Washington D.C.", "The Valley", "The Bottom", "West Island",
-        "Plymouth", "Saint-Denis"}
+        "Jerusalem", "El Aaiún", "Kingstown", "Washington D.C.", "The Valley", "The Bottom",
+        "West Island", "Plymouth", "Saint-Denis", "Sofia", "Santiago", "Georgetown", "George Town",
+        "Jamestown", "Kingston", "Nassau", "Cayenne"}
+# Entries under a name that no longer exists: dropped, or renamed.
+DEFUNCT = {"Serbia and Montenegro"}
+RENAMED = {"Republic of Macedonia": "North Macedonia", "Swaziland": "Eswatini",
+           "Vatican City State": "Holy See"}
+
+
+def _variants(name: str) -> list[str]:
+    """The name as written, without accents ("Brasília" -> "Brasilia", as English news
+    usually writes it) and with a typographic apostrophe ("N'Djamena" -> "N’Djamena")."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    out: list[str] = []
+    for variant in (name, plain, name.replace("'", "’"), plain.replace("'", "’")):
+        if variant not in out:
+            out.append(variant)
+    return out
 
 
 def _names(value: object) -> list[str]:
@@ -43,7 +62,10 @@ def rows(folder: Path) -> list[tuple[str, list[str]]]:
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         name = (data.get("name") or "").strip()
-        if not name:
+        name = RENAMED.get(name, name)
+        # Skip defunct entries and awkward duplicates ("Holy See (Vatican City State)",
+        # "Palestine, State of"): the plain entry carries the capital.
+        if not name or name in DEFUNCT or "(" in name or "," in name:
             continue
         capitals = [c for c in _names(data.get("capital")) if c not in SKIP and c != name]
         entries.append((int(data.get("population") or 0), name, capitals))
@@ -68,7 +90,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     for name, capitals in rows(Path(argv[0])):
-        print(f"{name}\t{';'.join(capitals)}")
+        print(f"{name}\t{';'.join(v for c in capitals for v in _variants(c))}")
     return 0
 
 
