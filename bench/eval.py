@@ -392,7 +392,10 @@ def evaluate_scifact(searcher: Any, queries: dict[str, str], qrels: dict[str, di
         ids = ids[:limit]
     doc_of_row = [searcher.index.documents[int(r)].doc_id for r in searcher.index.chunks[:, 0]]
     texts = [queries[q] for q in ids]
-    qvecs = searcher.embedder.encode(texts, batch_size=searcher.settings.batch_size)
+    # Embed what the searcher embeds (framing dropped, place aliases), as ask() does.
+    prepare = getattr(searcher, "prepare", None)
+    embedded = [prepare(t).text for t in texts] if callable(prepare) else texts
+    qvecs = searcher.embedder.encode(embedded, batch_size=searcher.settings.batch_size)
     systems: dict[str, list[tuple[float, float]]] = defaultdict(list)
     timings: dict[str, float] = defaultdict(float)
     # Baselines next to the published numbers, then the searcher's own ranking at the same
