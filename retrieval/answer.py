@@ -116,6 +116,7 @@ def best_sentence(
     sentences: list[str],
     sentence_vectors: np.ndarray,
     lexical: np.ndarray,
+    kind: AnswerType | None = None,
 ) -> tuple[int, float, bool]:
     """Pick the answering sentence of a passage.
 
@@ -125,6 +126,8 @@ def best_sentence(
         sentences: the passage's sentences (n >= 1).
         sentence_vectors: their unit vectors ``[n, dim]``.
         lexical: their BM25 scores for the question ``[n]`` (zeros when unknown).
+        kind: what the question asks for, when the caller knows it already (default:
+            :func:`expected_type` of ``question``).
 
     Returns:
         (index within the passage, cosine similarity of that sentence, whether it states
@@ -134,7 +137,7 @@ def best_sentence(
     lex = np.asarray(lexical, dtype=np.float32)
     top = float(lex.max()) if len(lex) else 0.0
     score = sims + (LEXICAL_WEIGHT * lex / top if top > 0 else 0.0)
-    kind = expected_type(question)
+    kind = expected_type(question) if kind is None else kind
     typed = np.array([states(kind, s, question) for s in sentences], dtype=bool)
     if kind is not AnswerType.ANY:
         score = score + TYPE_BONUS * typed

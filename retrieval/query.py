@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from indexer.lexical import analyze
 from retrieval.aliases import Gazetteer
+from retrieval.answer import AnswerType, expected_type
 
 _FRAMING = re.compile(
     r"^\s*(?:(?:what|how) (?:do|does|did) (?:the |these |both |all )?(?:articles?|reports?|sources?|"
@@ -42,6 +43,7 @@ class Query:
     question: str  # as asked (stripped)
     text: str  # what is embedded: the question without framing, places expanded
     terms: tuple[str, ...]  # BM25 terms: analysed, without question words
+    kind: AnswerType = AnswerType.ANY  # what the question asks for (retrieval/answer.py)
 
 
 def prepare(question: str, gazetteer: Gazetteer | None = None) -> Query:
@@ -55,4 +57,4 @@ def prepare(question: str, gazetteer: Gazetteer | None = None) -> Query:
     terms = tuple(t for t in analyze([text])[0] if t not in ignored)
     if gazetteer is not None:
         text = gazetteer.expand(text)
-    return Query(question, text, terms)
+    return Query(question, text, terms, expected_type(question))

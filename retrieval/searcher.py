@@ -27,7 +27,7 @@ from indexer.lexical import analyze
 from indexer.settings import Settings
 from indexer.store import IndexData, build_command, load_index
 from retrieval.aliases import load_gazetteer
-from retrieval.answer import AnswerType, best_sentence, expected_type
+from retrieval.answer import AnswerType, best_sentence
 from retrieval.fusion import rrf_fuse
 from retrieval.query import Query, prepare
 from retrieval.types import AnswerSpan, Hit, Result
@@ -230,7 +230,7 @@ class Searcher:
         texts = [doc.text[s:e] for _, s, e in spans]
         lexical = sentence_bm25[lo:hi] if sentence_bm25 is not None else np.zeros(hi - lo)
         best, similarity, typed = best_sentence(query.question, qvec, texts,
-                                                self.index.sentence_vectors[lo:hi], lexical)
+                                                self.index.sentence_vectors[lo:hi], lexical, query.kind)
         _, s_start, s_end = (int(x) for x in spans[best])
         dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
         coverage = 0.0
@@ -242,7 +242,7 @@ class Searcher:
             start=start, end=end, text=doc.text[start:end],
             answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
             dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
-            answer_kind=expected_type(query.question).value, offsets_in=doc.offsets_in,
+            answer_kind=query.kind.value, offsets_in=doc.offsets_in,
         )
 
     # ------------------------------------------------------------------ internals
