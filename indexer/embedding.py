@@ -70,12 +70,12 @@ class SentenceTransformerEmbedder:
 def _export_source(quantize: bool) -> dict | None:  # type: ignore[type-arg]
     """The ``source`` record (model folder, file stats) of the setup-time ONNX export, or
     None without one."""
-    from indexer.onnx_backend import default_onnx_dir, export_present, read_manifest
+    from indexer.onnx_backend import default_onnx_dir, present_manifest
 
-    folder = default_onnx_dir(quantize)
-    if not export_present(folder):
+    manifest = present_manifest(default_onnx_dir(quantize))
+    if manifest is None:
         return None
-    source = read_manifest(folder).get("source", {})
+    source = manifest.get("source", {})
     return source if isinstance(source, dict) else {}
 
 
@@ -94,6 +94,16 @@ def _export_matches(source: dict | None, model_path: Path | None) -> bool:  # ty
     return recorded is None or recorded == source_stat(model_path)  # type: ignore[arg-type]
 
 
+def _candidates(backend: str, model_path: Path | None) -> list[str]:
+    """The backends to try, in order: ``backend`` itself, or for ``auto`` each export made
+    from ``model_path`` as its files are now (int8, then float32) and then ``torch``."""
+    if backend != "auto":
+        return [backend]
+    exports = [b for b, quantize in (("onnx-int8", True), ("onnx", False))
+               if _export_matches(_export_source(quantize), model_path)]
+    return [*exports, "torch"]
+
+
 def resolve_backend(backend: str, model_path: Path | None) -> str:
     """The backend ``auto`` stands for: ``onnx-int8`` when the int8 export of ``model_path``
     (as its files are now) exists, else ``onnx`` when the float32 one does, else ``torch``.
@@ -104,11 +114,7 @@ def resolve_backend(backend: str, model_path: Path | None) -> str:
     held-out equal, SciFact nDCG@10 0.741 vs 0.743). Each text is quantised on its own, so
     a text always gets the same vector. The float32 export equals PyTorch exactly.
     """
-    if backend != "auto":
-        return backend
-    if _export_matches(_export_source(quantize=True), model_path):
-        return "onnx-int8"
-    return "onnx" if _export_matches(_export_source(quantize=False), model_path) else "torch"
+    return _candidates(backend, model_path)[0]
 
 
 def backend_label(backend: str, model_path: Path | None) -> str:
@@ -128,38 +134,37 @@ def load_embedder(path: Path | None, name: str, backend: str = "auto") -> Embedd
     :func:`resolve_backend`); under ``auto`` an export onnxruntime cannot load is skipped
     with a warning for the next one.
     """
-    resolved = resolve_backend(backend, path)
-    if resolved in ("onnx", "onnx-int8"):
-        from indexer.onnx_backend import EXPORT_COMMAND, OnnxEmbedder, default_onnx_dir
-
-        quantize = resolved == "onnx-int8"
-        folder = default_onnx_dir(quantize)
-        source = None if backend == "auto" else _export_source(quantize)  # auto checked it already
-        if source is not None and path is not None and not _export_matches(source, path):
-            raise ModelNotFoundError(
-                f"The ONNX export in {folder} was made from {source.get('path')}, not from the "
-                f"configured model {path} as its files are now. Run `{EXPORT_COMMAND}` to export "
-                "it again, or set VERBATIM_BACKEND=torch."
-            )
+    candidates = _candidates(backend, path)
+    for resolved, fallback in zip(candidates, candidates[1:] + [None]):
+        if resolved == "torch":
+            break
         try:
-            embedder = OnnxEmbedder(folder, name=name)
+            # auto chose only exports made from ``path``; an explicit choice is checked here.
+            return _onnx_embedder(path, name, resolved, check_source=backend != "auto")
         except ModelNotFoundError as exc:
-            if backend != "auto" or path is None:
+            if fallback is None:
                 raise
-            fallback = "onnx" if quantize and _export_matches(_export_source(False), path) else "torch"
             logging.getLogger("verbatim").warning("%s Running VERBATIM_BACKEND=%s instead.", exc, fallback)
-            if fallback == "torch":
-                return SentenceTransformerEmbedder(path, name)
-            try:
-                return load_embedder(path, name, fallback)
-            except ModelNotFoundError as again:
-                logging.getLogger("verbatim").warning("%s Running VERBATIM_BACKEND=torch instead.", again)
-                return SentenceTransformerEmbedder(path, name)
-        if embedder.backend != ("onnx-int8" if quantize else "onnx-fp32"):
-            raise ModelNotFoundError(
-                f"The ONNX export in {folder} is {embedder.backend}, not what VERBATIM_BACKEND="
-                f"{resolved} runs. Run `{EXPORT_COMMAND} --force`.")
-        return embedder
     if path is None:
         raise ModelNotFoundError(f"The embedding model {name!r} is not installed. {INSTALL_HINT}")
     return SentenceTransformerEmbedder(path, name)
+
+
+def _onnx_embedder(path: Path | None, name: str, resolved: str, *, check_source: bool) -> Embedder:
+    from indexer.onnx_backend import EXPORT_COMMAND, OnnxEmbedder, default_onnx_dir
+
+    quantize = resolved == "onnx-int8"
+    folder = default_onnx_dir(quantize)
+    source = _export_source(quantize) if check_source else None
+    if source is not None and path is not None and not _export_matches(source, path):
+        raise ModelNotFoundError(
+            f"The ONNX export in {folder} was made from {source.get('path')}, not from the "
+            f"configured model {path} as its files are now. Run `{EXPORT_COMMAND}` to export "
+            "it again, or set VERBATIM_BACKEND=torch."
+        )
+    embedder = OnnxEmbedder(folder, name=name)
+    if embedder.backend != ("onnx-int8" if quantize else "onnx-fp32"):
+        raise ModelNotFoundError(
+            f"The ONNX export in {folder} is {embedder.backend}, not what VERBATIM_BACKEND="
+            f"{resolved} runs. Run `{EXPORT_COMMAND} --force`.")
+    return embedder

@@ -99,13 +99,20 @@ def default_onnx_dir(quantize: bool = True) -> Path:
     return Path(__file__).resolve().parent.parent / ".venv" / name
 
 
-def export_present(out_dir: Path) -> bool:
-    """Whether ``out_dir`` holds an export's files (cheap: no hashing; loading checks the rest)."""
+def present_manifest(out_dir: Path) -> dict[str, Any] | None:
+    """The ``export.json`` of ``out_dir`` when the folder holds an export's files, else None
+    (cheap: no hashing; loading checks the rest)."""
     try:
         manifest = read_manifest(out_dir)
     except ModelNotFoundError:
-        return False
-    return (Path(out_dir) / manifest["model_file"]).is_file() and (Path(out_dir) / TOKENIZER_FILE).is_file()
+        return None
+    present = (Path(out_dir) / manifest["model_file"]).is_file() and (Path(out_dir) / TOKENIZER_FILE).is_file()
+    return manifest if present else None
+
+
+def export_present(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds an export's files (see :func:`present_manifest`)."""
+    return present_manifest(out_dir) is not None
 
 
 def _export_hint(out_dir: Path | None = None) -> str:
@@ -262,15 +269,8 @@ def export_is_current(model_dir: Path, out_dir: Path, quantize: bool = True, *, 
                       attention: str = "eager", optimize: bool = False, opset: int = DEFAULT_OPSET,
                       fingerprint: dict[str, str] | None = None) -> bool:
     """Whether ``out_dir`` holds an export of ``model_dir``'s files with these options and versions."""
-    try:
-        manifest = read_manifest(out_dir)
-    except ModelNotFoundError:
-        return False
-    out_dir = Path(out_dir)
-    model_file = out_dir / manifest["model_file"]
-    if not model_file.is_file() or not (out_dir / TOKENIZER_FILE).is_file():
-        return False
-    if manifest.get("model_bytes") != model_file.stat().st_size:
+    manifest = present_manifest(out_dir)
+    if manifest is None or manifest.get("model_bytes") != (Path(out_dir) / manifest["model_file"]).stat().st_size:
         return False
     return (manifest.get("options") == _options(quantize, per_channel, attention, optimize, opset)
             and manifest.get("versions", {}).get("onnxruntime") == _version("onnxruntime")
@@ -635,7 +635,6 @@ class OnnxEmbedder:
                                          f"{_export_hint(self.path)}")
         from tokenizers import Tokenizer
 
-        self.manifest = manifest
         self.name = name or str(manifest.get("name") or self.path.name)
         self.backend = str(manifest.get("backend", "onnx"))
         try:
