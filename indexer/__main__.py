@@ -72,7 +72,7 @@ def _warn_skipped(skipped, docs=()) -> None:  # type: ignore[no-untyped-def]
 
 
 def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
-    from indexer.build import vector_kind
+    from indexer.build import same_vector_kind
     from indexer.embedding import backend_label
     from indexer.store import corpus_hash, read_manifest
 
@@ -84,8 +84,7 @@ def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
         manifest.get("corpus", {}).get("hash") == corpus_hash(docs)
         and manifest.get("chunking") == asdict(settings.chunking)
         and manifest.get("model", {}).get("name") == settings.model_name
-        and vector_kind(manifest.get("model", {}).get("backend", "torch"))
-        == vector_kind(backend_label(settings.backend, settings.model_path))
+        and same_vector_kind(manifest.get("model", {}), backend_label(settings.backend, settings.model_path))
         and manifest.get("sources") == sorted(d.source for d in docs)
     )
 
@@ -135,10 +134,11 @@ def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
 
 def _add(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from indexer.documents import load_documents
+    from indexer.store import CURRENT
     from indexer.update import add_documents
 
     docs, skipped = load_documents(args.paths, settings.max_file_bytes)
-    if not docs and not (settings.index_dir / "CURRENT").is_file():
+    if not docs and not (settings.index_dir / CURRENT).is_file():
         _warn_skipped(skipped, docs)
         print(f"error: no readable articles in {' '.join(map(str, args.paths))}, and no index at "
               f"{settings.index_dir} to keep: nothing to do. Give .txt, .md, .html, .pdf or "

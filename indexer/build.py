@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,14 +93,20 @@ def vector_kind(backend: str) -> str:
     return "int8" if "int8" in backend else "float32"
 
 
-def _reusable(previous: IndexData | None, embedder: Embedder, any_kind: bool = False) -> bool:
+def same_vector_kind(model: dict[str, Any], backend: str) -> bool:
+    """Whether an index whose manifest ``model`` record this is may take vectors from
+    ``backend`` (see :func:`vector_kind`; indexes from before backends were recorded are
+    PyTorch's)."""
+    return vector_kind(model.get("backend", "torch")) == vector_kind(backend)
+
+
+def _reusable(previous: IndexData | None, embedder: Embedder) -> bool:
     if previous is None:
         return False
     m = previous.manifest
-    same_kind = any_kind or (vector_kind(m["model"].get("backend", "torch"))
-                             == vector_kind(getattr(embedder, "backend", "torch")))
     return (m["model"]["name"] == embedder.name and m["model"]["dimension"] == embedder.dimension
-            and same_kind and m.get("passage_field") == PASSAGE_FIELD)
+            and same_vector_kind(m["model"], getattr(embedder, "backend", "torch"))
+            and m.get("passage_field") == PASSAGE_FIELD)
 
 
 def _vectors(
@@ -109,7 +116,6 @@ def _vectors(
     embedder: Embedder,
     settings: Settings,
     show_progress: bool,
-    any_kind: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Chunk and sentence vectors for the new layout, copying what ``previous`` holds."""
     chunk_vectors = np.zeros((len(layout.chunk_rows), embedder.dimension), dtype=np.float32)
@@ -117,7 +123,7 @@ def _vectors(
     chunk_todo = np.ones(len(layout.chunk_rows), dtype=bool)
     sentence_todo = np.ones(len(layout.sentence_rows), dtype=bool)
     reused: list[str] = []
-    if previous is not None and _reusable(previous, embedder, any_kind):
+    if previous is not None and _reusable(previous, embedder):
         old_rows = {d.doc_id: (i, d.sha256) for i, d in enumerate(previous.documents)}
         old_chunks = _doc_ranges(np.asarray(previous.chunks), len(previous.documents))
         old_sentences = _doc_ranges(np.asarray(previous.sentences), len(previous.documents))
@@ -161,7 +167,6 @@ def build_index(
     sources: Sequence[str] = (),
     show_progress: bool = False,
     locked: bool = False,
-    keep_backend: bool = False,
 ) -> BuildResult:
     """Chunk, embed and index ``documents`` into ``settings.index_dir`` (replacing it atomically).
 
@@ -174,8 +179,6 @@ def build_index(
         show_progress: show a progress bar while embedding.
         locked: the caller already holds :func:`indexer.store.write_lock` (an update that
             read ``previous`` under the same lock, so no other writer slips in between).
-        keep_backend: reuse ``previous``'s vectors whatever backend made them and keep its
-            recorded backend (a removal: nothing new is embedded, so nothing is mixed).
 
     Raises:
         ValueError: duplicate document ids, or no text at all.
@@ -190,10 +193,7 @@ def build_index(
         raise ValueError("there is no text to index")
     with contextlib.nullcontext() if locked else write_lock(settings.index_dir):
         chunk_vectors, sentence_vectors, reused = _vectors(
-            documents, layout, previous, embedder, settings, show_progress, any_kind=keep_backend)
-        backend = getattr(embedder, "backend", "torch")
-        if keep_backend and previous is not None:
-            backend = previous.manifest["model"].get("backend", backend)
+            documents, layout, previous, embedder, settings, show_progress)
         path = write_index(
             settings.index_dir,
             documents=list(documents),
@@ -204,7 +204,7 @@ def build_index(
             bm25=build_bm25(layout.chunk_fields),
             sentence_bm25=build_bm25(layout.sentence_texts),
             model={"name": embedder.name, "dimension": embedder.dimension, "normalized": True,
-                   "backend": backend},
+                   "backend": getattr(embedder, "backend", "torch")},
             chunking=settings.chunking,
             extra={"sources": list(sources), "passage_field": PASSAGE_FIELD},
             vector_spec=choose_index(len(layout.chunk_rows), embedder.dimension, settings.exact_max),

@@ -42,7 +42,7 @@ import bm25s
 import faiss
 import numpy as np
 
-from indexer.ann import build_vector_index, choose_index, read_vector_index, write_vector_index
+from indexer.ann import build_vector_index, read_vector_index, write_vector_index
 from indexer.documents import find_files
 from indexer.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from indexer.settings import ChunkingParams
@@ -58,6 +58,10 @@ DATA_FILES = ("documents.jsonl", "chunks.npy", "sentences.npy", "chunk_vectors.f
 # Files whose checksums are verified on every load when the index is this small or smaller;
 # larger indexes check sizes on load and full checksums with `python -m indexer verify`.
 FULL_CHECK_BYTES = 256 * 1024 * 1024
+
+
+# Said after a build command that names seeds/ because the indexed articles are unknown.
+SEEDS_CAVEAT = "(that indexes the example articles in seeds/; name your own articles' folders instead)"
 
 
 def build_command(index_dir: Path | str, sources: Iterable[str] = ()) -> str:
@@ -111,7 +115,7 @@ def rebuild_hint(index_dir: Path | str) -> str:
     sources = indexed_sources(index_dir)
     command = build_command(index_dir, sources)
     if not sources:
-        command += " (that indexes the example articles in seeds/; name your own articles' folders instead)"
+        command += f" {SEEDS_CAVEAT}"
     return f"Rebuild it with: {command}"
 
 
@@ -229,10 +233,12 @@ def write_index(
     sentence_bm25: bm25s.BM25,
     model: dict[str, Any],
     chunking: ChunkingParams,
+    vector_spec: dict[str, Any],
     extra: dict[str, Any] | None = None,
-    vector_spec: dict[str, Any] | None = None,
 ) -> Path:
     """Write a new generation and make it current. The caller holds :func:`write_lock`.
+    ``vector_spec`` says how the passage vectors are searched
+    (:func:`indexer.ann.choose_index`).
 
     Returns the generation's folder.
     """
@@ -247,10 +253,8 @@ def write_index(
         np.save(tmp / "chunks.npy", np.ascontiguousarray(chunks, dtype=np.int64))
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sentences, dtype=np.int64))
         # Vectors are float32, C-contiguous and L2-normalised, so inner product is cosine.
-        # Exact search up to `exact_max` passages, an IVF index above (indexer/ann.py).
-        spec = vector_spec or choose_index(len(chunk_vectors), int(model["dimension"]))
         index = build_vector_index(np.ascontiguousarray(chunk_vectors, dtype=np.float32)
-                                   .reshape(-1, int(model["dimension"])), spec)
+                                   .reshape(-1, int(model["dimension"])), vector_spec)
         write_vector_index(index, tmp / "chunk_vectors.faiss")
         np.save(tmp / "sentence_vectors.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
         bm25.save(str(tmp / "bm25"), show_progress=False)
@@ -260,7 +264,7 @@ def write_index(
             "format_version": FORMAT_VERSION,
             "model": model,
             "chunking": asdict(chunking),
-            "vector_index": spec,
+            "vector_index": vector_spec,
             "corpus": {
                 "hash": corpus_hash(documents),
                 "documents": len(documents),
@@ -312,9 +316,7 @@ def current_generation(index_dir: Path) -> Path:
     pointer = index_dir / CURRENT
     if not pointer.is_file():
         raise IndexNotFoundError(
-            f"No index at {index_dir}. Build it with: {build_command(index_dir)} "
-            "(that indexes the example articles in seeds/; name your own articles' folders "
-            "instead to index those)"
+            f"No index at {index_dir}. Build it with: {build_command(index_dir)} {SEEDS_CAVEAT}"
         )
     gen = index_dir / pointer.read_text(encoding="utf-8").strip()
     if not (gen / MANIFEST).is_file():

@@ -144,10 +144,13 @@ def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedde
     if not keep:
         raise DocumentError("Removing every article would leave an empty index. To start over, "
                             f"delete the folder {settings.index_dir} and build a new index.")
-    # Re-chunk with the index's own settings, so that nothing needs embedding.
+    # Re-chunk with the index's own settings, and present the embedder as the backend the
+    # index records, so that every vector is reused (none mixed in) and nothing is embedded.
     same = replace(settings, chunking=previous.chunking)
-    result = build_index(keep, same, embedder, previous=previous,
-                         sources=[d.source for d in keep], locked=True, keep_backend=True)
+    as_recorded = LazyEmbedder(embedder.name, embedder.dimension, lambda: embedder,
+                               backend=previous.manifest["model"].get("backend", "torch"))
+    result = build_index(keep, same, as_recorded, previous=previous,
+                         sources=[d.source for d in keep], locked=True)
     return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
 
 
