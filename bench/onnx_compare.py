@@ -55,8 +55,8 @@ if str(ROOT) not in sys.path:  # `python bench/onnx_compare.py`
 
 import numpy as np  # noqa: E402  (after the sys.path line)
 
-SEEDS = ROOT / "seeds"
-QUESTIONS = ROOT / "bench" / "data" / "seeds_questions.jsonl"
+from bench.eval import DEFAULT_QUESTIONS, DEFAULT_SCIFACT, SEEDS_DIR, load_questions  # noqa: E402
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "int8": {},
     "fp32": {"quantize": False},
@@ -68,17 +68,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def seed_passages(n: int, words: int) -> list[str]:
     """``n`` windows of ``words`` words at evenly spaced offsets over the seed articles."""
-    files = [p.read_text(encoding="utf-8").split() for p in sorted(SEEDS.glob("*.txt"))]
+    files = [p.read_text(encoding="utf-8").split() for p in sorted(SEEDS_DIR.glob("*.txt"))]
     starts = [(f, s) for f, w in enumerate(files) for s in range(max(1, len(w) - words + 1))]
     if not starts:
-        raise SystemExit(f"no seed articles in {SEEDS}")
+        raise SystemExit(f"no seed articles in {SEEDS_DIR}")
     picks = np.unique(np.linspace(0, len(starts) - 1, num=min(n, len(starts))).round().astype(int))
     return [" ".join(files[starts[i][0]][starts[i][1]:starts[i][1] + words]) for i in picks]
 
 
 def seed_questions(n: int) -> list[str]:
-    rows = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r["question"] for r in rows][:n]
+    return [q.question for q in load_questions(DEFAULT_QUESTIONS)][:n]
 
 
 def top_k_overlap(q_a: np.ndarray, p_a: np.ndarray, q_b: np.ndarray, p_b: np.ndarray, k: int = 10) -> float:
@@ -91,8 +90,9 @@ def top_k_overlap(q_a: np.ndarray, p_a: np.ndarray, q_b: np.ndarray, p_b: np.nda
 class Timed:
     """One backend's measurements over the rounds."""
 
-    def __init__(self, label: str, embedder: Any, note: str = "") -> None:
-        self.label, self.embedder, self.note = label, embedder, note
+    def __init__(self, label: str, embedder: Any, variant: str | None = None) -> None:
+        # variant: the key of VARIANTS for an ONNX export, None for PyTorch.
+        self.label, self.embedder, self.variant = label, embedder, variant
         self.wall_pps: list[float] = []
         self.cpu_pps: list[float] = []
         self.q_ms: list[float] = []
@@ -119,14 +119,14 @@ class Timed:
 
 
 def _eval_seeds(embedder: Any, tmp: Path) -> dict[str, float]:
-    from bench.eval import DEFAULT_QUESTIONS, evaluate_seeds, load_questions
+    from bench.eval import evaluate_seeds
     from indexer.build import build_index
     from indexer.documents import load_documents
     from indexer.settings import Settings
     from retrieval.searcher import Searcher
 
     settings = replace(Settings.from_env(), index_dir=tmp, model_name=embedder.name)
-    docs, _ = load_documents([SEEDS], settings.max_file_bytes)
+    docs, _ = load_documents([SEEDS_DIR], settings.max_file_bytes)
     build_index(docs, settings, embedder, sources=[d.source for d in docs])
     m = evaluate_seeds(Searcher.load(settings, embedder), load_questions(DEFAULT_QUESTIONS))
     return {k: m[k] for k in ("hit@1", "hit@5", "mrr@10", "answer@1")}
@@ -179,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="also compare retrieval quality (repeatable): seeds = bench.eval's labelled "
                         "seed questions; scifact = dense nDCG@10 / Recall@100 on SciFact test (slow)")
     parser.add_argument("--scifact-dir", metavar="DIR",
-                        default=str(ROOT.parent / "shared" / "bench" / "scifact"),
+                        default=str(DEFAULT_SCIFACT),
                         help="SciFact in BEIR layout (default: ../shared/bench/scifact)")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the numbers as JSON")
     return parser
@@ -227,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
             export_info[v] = {"MB": manifest["model_bytes"] / 1e6, "export_s": manifest["export_seconds"]}
             embedder = OnnxEmbedder(folder, settings.model_name, threads=args.threads)
             mode = "each text alone" if embedder.per_text else "batched"
-            backends.append(Timed(f"onnx {v} ({mode})", embedder))
+            backends.append(Timed(f"onnx {v} ({mode})", embedder, variant=v))
 
         for r in range(args.rounds):
             for b in (backends if r % 2 == 0 else backends[:1] + backends[:0:-1]):
                 b.round(passages, questions, args.batch_size)
             log(f"round {r + 1}/{args.rounds}: " + ", ".join(
-                f"{b.label.split()[-1]} {b.wall_pps[-1]:.1f}/s" for b in backends))
+                f"{b.variant or 'torch'} {b.wall_pps[-1]:.1f}/s" for b in backends))
 
         base = backends[0]
         base_pps, base_cpu = statistics.median(base.wall_pps), statistics.median(base.cpu_pps)
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             pps, cpu_pps = statistics.median(b.wall_pps), statistics.median(b.cpu_pps)
             q_med, q_p95 = statistics.median(b.q_ms), float(np.percentile(b.q_ms, 95))
             q_cpu = statistics.median(b.q_cpu_ms)
-            info = export_info.get(b.label.split()[-1], {})
+            info = export_info.get(b.variant, {}) if b.variant else {}
             row = {"passages_per_s": pps, "passages_per_cpu_s": cpu_pps, "question_ms_median": q_med,
                    "question_ms_p95": q_p95, "question_cpu_ms_median": q_cpu, "cos_mean": float(cos.mean()),
                    "cos_min": float(cos.min()), "top10_overlap": overlap, **info}
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.eval:
             quality_rows = []
-            for b in backends[:1] + [b for b in backends if b.label == "onnx int8"]:
+            for b in backends[:1] + [b for b in backends if b.variant == "int8"]:
                 scores: dict[str, float] = {}
                 if "seeds" in args.eval:
                     with tempfile.TemporaryDirectory(prefix="seeds-", dir=tmp) as index_dir:
