@@ -392,10 +392,9 @@ def evaluate_scifact(searcher: Any, queries: dict[str, str], qrels: dict[str, di
         ids = ids[:limit]
     doc_of_row = [searcher.index.documents[int(r)].doc_id for r in searcher.index.chunks[:, 0]]
     texts = [queries[q] for q in ids]
-    # Embed what the searcher embeds (framing dropped, place aliases), as ask() does.
-    prepare = getattr(searcher, "prepare", None)
-    embedded = [prepare(t).text for t in texts] if callable(prepare) else texts
-    qvecs = searcher.embedder.encode(embedded, batch_size=searcher.settings.batch_size)
+    # Rank what ask() ranks: the prepared question (framing dropped, place aliases).
+    prepared = [searcher.prepare(t) for t in texts]
+    qvecs = searcher.embedder.encode([p.text for p in prepared], batch_size=searcher.settings.batch_size)
     systems: dict[str, list[tuple[float, float]]] = defaultdict(list)
     timings: dict[str, float] = defaultdict(float)
     # Baselines next to the published numbers, then the searcher's own ranking at the same
@@ -404,11 +403,11 @@ def evaluate_scifact(searcher: Any, queries: dict[str, str], qrels: dict[str, di
     rows = {"dense": RankMode.DENSE, "bm25": RankMode.BM25, "rrf": rrf or RankMode.HYBRID}
     if rrf is not None:
         rows["hybrid"] = RankMode.HYBRID
-    for n, (qid, text, qvec) in enumerate(zip(ids, texts, qvecs), start=1):
+    for n, (qid, text, query, qvec) in enumerate(zip(ids, texts, prepared, qvecs), start=1):
         rankings: dict[str, list[str]] = {}
         for name, mode in rows.items():
             t = time.perf_counter()
-            ranked = searcher.rank(text, qvec, depth, mode=mode)
+            ranked = searcher.rank(query, qvec, depth, mode=mode)
             timings[name] += time.perf_counter() - t
             rankings[name] = collapse(doc_of_row[row] for row, _ in ranked)
         # The shipped pipeline, whatever it does after ranking (fusion, reranking, ...).
