@@ -52,21 +52,15 @@ import numpy as np
 
 from indexer.build import build_index
 from indexer.chunking import chunk_text
+from bench.eval import DEFAULT_QUESTIONS, evaluate_seeds, load_questions
 from indexer.documents import load_documents
-from indexer.embedding import SentenceTransformerEmbedder, load_embedder, resolve_backend
+from indexer.embedding import SentenceTransformerEmbedder, load_embedder
 from indexer.errors import VerbatimError
 from indexer.settings import Settings
 from retrieval.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("auto", "onnx", "torch")
-
-
-def _questions(limit: int) -> list[str]:
-    """The first ``limit`` labelled seed questions (bench/data/seeds_questions.jsonl)."""
-    from bench.eval import DEFAULT_QUESTIONS, load_questions
-
-    return [q.question for q in load_questions(DEFAULT_QUESTIONS)][:limit]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -115,7 +109,10 @@ def run_corpus(size: str, backends: list[str], settings: Settings, baseline_embe
     docs, description = _corpus(size, settings)
     seeds = size == "seeds"
     builds = builds if seeds else 1
-    questions = _questions(n_questions)
+    # The labelled seed questions: timed (the first n), and on the seeds also scored.
+    labelled = load_questions(DEFAULT_QUESTIONS)
+    questions = [q.question for q in labelled][:n_questions]
+    scored = labelled if seeds else []
     out: dict[str, Any] = {"corpus": size, "description": description, "documents": len(docs),
                            "questions": len(questions), "configs": {}}
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-") as tmp:
@@ -135,28 +132,27 @@ def run_corpus(size: str, backends: list[str], settings: Settings, baseline_embe
                 log(f"[{size}] {backend}: skipped: {exc}")
                 continue
             embedder.encode(["warm up"])
-            name = f"{backend} ({resolve_backend(backend, settings.model_path)})" if backend == "auto" else backend
+            label = getattr(embedder, "backend", "torch")  # what it runs on, after any fallback
+            name = f"{backend} ({label})" if backend == "auto" else backend
             folder = Path(tmp) / f"index-{backend}"
+            vb_settings = replace(settings, index_dir=folder, backend=backend)
             times = []
             log(f"[{size}] {name}: build ({builds}x) ...")
             for _ in range(builds):
                 t0 = time.perf_counter()
-                result = build_index(docs, replace(settings, index_dir=folder), embedder)
+                result = build_index(docs, vb_settings, embedder)
                 times.append(time.perf_counter() - t0)
             cfg: dict[str, Any] = {
-                "backend": getattr(embedder, "backend", "torch"),
+                "backend": label,
                 "build_s": statistics.median(times),
                 "passages": result.chunks,
                 "passages_per_s": result.chunks / statistics.median(times),
             }
-            vb_settings = replace(settings, index_dir=folder, backend=backend)
             searcher = Searcher.load(vb_settings, embedder=embedder)
             log(f"[{size}] {name}: {len(questions)} questions x {repeat} ...")
             cfg["query"] = _time_queries(searcher.ask, questions, repeat)
-            if seeds:
-                from bench.eval import DEFAULT_QUESTIONS, evaluate_seeds, load_questions
-
-                m = evaluate_seeds(searcher, load_questions(DEFAULT_QUESTIONS))
+            if scored:
+                m = evaluate_seeds(searcher, scored)
                 cfg["quality"] = {k: m[k] for k in ("hit@1", "hit@5", "mrr@10", "answer_sentence_acc")}
             if cold:
                 log(f"[{size}] {name}: cold starts ({cold}x) ...")

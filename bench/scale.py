@@ -69,8 +69,6 @@ from indexer import ann
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / "cache" / "scale"
 RESULTS = ROOT / "bench" / "results"
-QUESTION_FILES = (ROOT / "bench" / "data" / "seeds_questions.jsonl",
-                  ROOT / "bench" / "data" / "seeds_questions_holdout.jsonl")
 K = 10
 GEN_VERSION = 1
 CHUNK = 50_000  # generator chunk; each is seeded by (seed, chunk number)
@@ -192,6 +190,7 @@ def _digest(*parts: Any) -> str:
 # --------------------------------------------------------------------------- real vectors
 def real_texts() -> tuple[list[str], list[str]]:
     """Passage texts of the seeds (sentences, chunks, sentence pairs) and the questions."""
+    from bench.eval import DEFAULT_QUESTIONS, HOLDOUT_QUESTIONS, load_questions
     from indexer.chunking import chunk_sentences, split_sentences
     from indexer.settings import Settings
 
@@ -203,24 +202,25 @@ def real_texts() -> tuple[list[str], list[str]]:
         passages += [s.slice(text) for s in spans]
         passages += [c.text for c in chunk_sentences(text, spans, chunking)]
         passages += [text[a.start:b.end] for a, b in zip(spans, spans[1:])]
-    questions = [json.loads(line)["question"] for f in QUESTION_FILES if f.is_file()
-                 for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    questions = [q.question for f in (DEFAULT_QUESTIONS, HOLDOUT_QUESTIONS) for q in load_questions(f)]
     return passages, questions + list(EXTRA_QUESTIONS)
 
 
 def real_vectors() -> tuple[np.ndarray, np.ndarray, int]:
     """(centres, question vectors, number of passage texts), embedded once and cached."""
-    from indexer.embedding import load_embedder
+    from indexer.embedding import load_embedder, resolve_backend
     from indexer.settings import Settings
 
     settings = Settings.from_env()
+    # The backend is part of the key: int8 vectors differ slightly from PyTorch's.
+    backend = resolve_backend(settings.backend, settings.model_path)
     passages, questions = real_texts()
-    path = CACHE / f"real-{_digest(settings.model_name, passages, questions)}.npz"
+    path = CACHE / f"real-{_digest(settings.model_name, backend, passages, questions)}.npz"
     if path.is_file():
         data = np.load(path)
         return data["centres"], data["questions"], int(data["n_texts"])
     log(f"embedding {len(passages)} seed passages and {len(questions)} questions")
-    embedder = load_embedder(settings.model_path, settings.model_name)
+    embedder = load_embedder(settings.model_path, settings.model_name, backend)
     vectors = embedder.encode(passages, batch_size=settings.batch_size)
     qvecs = embedder.encode(questions, batch_size=settings.batch_size)
     keep: list[int] = []  # drop near-duplicates (a one-sentence chunk is its sentence)
@@ -555,7 +555,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 vectors[:n], queries, ground_truth(vectors[:n], queries, gen.key)[:2],
                 bench.threads, args.probe_queries)
             variants = [(m, "flat") for m in ms] + ([(max(ms), "sq8")] if args.sq8 and n == sub_n else [])
-            if n == sub_n and sub is not bench:  # exact latency at this size, for the ratios
+            if sub is not bench:  # exact latency at this smaller size, for the ratios
                 spec = {"type": "flat"}
                 index, build_s = sub.build(spec)
                 sub.measure("exact (Flat)", index, spec, build_s, int(index.ntotal) * index.d * 4, "-")

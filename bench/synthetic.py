@@ -57,11 +57,10 @@ def sentence_pool(seeds: Path = SEEDS, scifact: Path = SCIFACT_CORPUS) -> tuple[
 
 
 def synthetic_corpus(passages: int, chunking: ChunkingParams | None = None, *, seed: int = 7,
-                     pool: Sequence[str] | None = None) -> list[Document]:
-    """Articles that chunk into at least ``passages`` passages (see the module docstring)."""
+                     pool: Sequence[str]) -> list[Document]:
+    """Articles that chunk into at least ``passages`` passages (see the module docstring),
+    from the sentences in ``pool`` (:func:`sentence_pool`)."""
     chunking = chunking or ChunkingParams()
-    if pool is None:
-        pool, _ = sentence_pool()
     rng = random.Random(seed)
     docs: list[Document] = []
     total = 0
