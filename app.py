@@ -224,10 +224,10 @@ def main() -> None:
         top_k = st.slider("Passages to show", 1, max(20, settings.top_k), settings.top_k)
         st.subheader("Index")
         st.markdown(
-            f"- **Articles:** {manifest['corpus']['documents']}\n"
-            f"- **Passages:** {manifest['corpus']['chunks']}\n"
-            f"- **Model:** `{manifest['model']['name']}`\n"
-            f"- **Built:** {manifest['built_at']}"
+            f"- **Articles:** {manifest.corpus.documents}\n"
+            f"- **Passages:** {manifest.corpus.chunks}\n"
+            f"- **Model:** `{manifest.model.name}`\n"
+            f"- **Built:** {manifest.built_at}"
         )
 
     st.title("Verbatim")

@@ -309,7 +309,7 @@ def _latest_index(name: str, model_name: str) -> Any:
             index = load_index(folder.parent)
         except VerbatimError:
             continue
-        if index.manifest.get("model", {}).get("name") == model_name:
+        if index.manifest.model.name == model_name:
             return index
     return None
 
@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.index:
                 folder = Path(args.index)
             else:
-                docs, skipped = load_documents([SEEDS_DIR], settings.max_file_bytes)
+                docs, skipped = load_documents([SEEDS_DIR], settings.limits, settings.chunking)
                 for s in skipped:
                     log(f"warning: skipped {s.path}: {s.reason}")
                 folder = cached_index("seeds", docs, settings, embedder, rebuild=args.rebuild, log=log)

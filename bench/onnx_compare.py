@@ -126,7 +126,7 @@ def _eval_seeds(embedder: Any, tmp: Path) -> dict[str, float]:
     from retrieval.searcher import Searcher
 
     settings = replace(Settings.from_env(), index_dir=tmp, model_name=embedder.name)
-    docs, _ = load_documents([SEEDS_DIR], settings.max_file_bytes)
+    docs, _ = load_documents([SEEDS_DIR], settings.limits, settings.chunking)
     build_index(docs, settings, embedder, sources=[d.source for d in docs])
     m = evaluate_seeds(Searcher.load(settings, embedder), load_questions(DEFAULT_QUESTIONS))
     return {k: m[k] for k in ("hit@1", "hit@5", "mrr@10", "answer@1")}

@@ -81,7 +81,7 @@ def _time_queries(fn, questions: list[str], repeat: int) -> dict[str, float]:  #
 
 def _corpus(size: str, settings: Settings) -> tuple[list[Any], str]:
     if size == "seeds":
-        docs, _ = load_documents([ROOT / "seeds"], settings.max_file_bytes)
+        docs, _ = load_documents([ROOT / "seeds"], settings.limits, settings.chunking)
         return docs, "the five seed articles"
     from bench.synthetic import sentence_pool, synthetic_corpus
 

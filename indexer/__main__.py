@@ -5,17 +5,43 @@
     python -m indexer remove DOC_ID ... [--index DIR]
     python -m indexer list [--index DIR] [--json]
     python -m indexer verify [--index DIR]
+    python -m indexer repair [--index DIR]
+
+Everything printed in plain text goes through :func:`indexer.terminal.printable`: file
+names, ids and titles cannot steer the terminal.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import _signal  # the C module, always loaded: installing the handler imports nothing
+import os
 import sys
-import time
-from dataclasses import asdict
 
-from indexer.errors import VerbatimError
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C at any moment, imports included: a message and exit code 130, at once (a
+    KeyboardInterrupt can be swallowed, or turned into an ImportError inside a C
+    extension; this cannot). Stopping anywhere is safe: the index is switched atomically,
+    and what an interrupted write leaves (``.tmp-*``) the next write removes."""
+    store = sys.modules.get("indexer.store")
+    updated = bool(getattr(store, "SWITCHED", None))
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - interrupted in the middle of a write
+        pass
+    os.write(2, b"interrupted after the index was updated.\n" if updated
+             else b"interrupted; the previous index is unchanged.\n")
+    os._exit(130)
+
+
+if __name__ == "__main__":
+    _signal.signal(_signal.SIGINT, _interrupted)
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+from indexer.errors import VerbatimError  # noqa: E402
+from indexer.terminal import json_line, printable  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,19 +82,30 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true",
                      help="print one JSON object per article, one per line")
     command("verify", "check the index against its manifest and its source files",
-            "Check every index file against the manifest's sizes and checksums, and each "
+            "Check every index file against the manifest's sizes and checksums, the stored "
+            "tables and vectors against the manifest's counts and dimension, and each "
             "article's source file against the indexed content. Exit 0 when the index is "
             "intact (changed or missing source files are reported as warnings), 3 when it "
             "is damaged.")
+    command("repair", "make a damaged index answer again from its newest intact generation",
+            "When CURRENT (the pointer to the live generation) is missing or damaged, or names "
+            "a damaged generation, check every generation the index folder keeps, newest first, "
+            "and make the newest intact one current. Deletes nothing. Exit 0 when the index "
+            "answers (it was intact, or was repaired), 3 when no generation is intact.")
     return parser
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print one line (or block) of plain-text output, made safe for a terminal."""
+    print(printable(text, multiline=True), file=sys.stderr if err else sys.stdout)
 
 
 def _warn_skipped(skipped, docs=()) -> None:  # type: ignore[no-untyped-def]
     for s in skipped:
-        print(f"warning: skipped {s.path}: {s.reason}", file=sys.stderr)
+        say(f"warning: skipped {printable(s.path)}: {s.reason}", err=True)
     for d in docs:
         if d.note:
-            print(f"note: {d.source}: {d.note}", file=sys.stderr)
+            say(f"note: {printable(d.source)}: {d.note}", err=True)
 
 
 def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
@@ -81,11 +118,11 @@ def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
     except VerbatimError:
         return False
     return (
-        manifest.get("corpus", {}).get("hash") == corpus_hash(docs)
-        and manifest.get("chunking") == asdict(settings.chunking)
-        and manifest.get("model", {}).get("name") == settings.model_name
-        and same_vector_kind(manifest.get("model", {}), backend_label(settings.backend, settings.model_path))
-        and manifest.get("sources") == sorted(d.source for d in docs)
+        manifest.corpus.hash == corpus_hash(docs)
+        and manifest.chunking == settings.chunking
+        and manifest.model.name == settings.model_name
+        and same_vector_kind(manifest.model, backend_label(settings.backend, settings.model_path))
+        and list(manifest.sources) == sorted(d.source for d in docs)
     )
 
 
@@ -101,12 +138,12 @@ def _lazy_embedder(settings):  # type: ignore[no-untyped-def]
     from indexer.update import LazyEmbedder
 
     try:
-        model = read_manifest(settings.index_dir)["model"]
+        model = read_manifest(settings.index_dir).model
     except VerbatimError:
         return _embedder(settings)
-    if model["name"] != settings.model_name:
+    if model.name != settings.model_name:
         return _embedder(settings)  # another model: everything is re-embedded with it
-    return LazyEmbedder(settings.model_name, model["dimension"], lambda: _embedder(settings),
+    return LazyEmbedder(settings.model_name, model.dimension, lambda: _embedder(settings),
                         backend=backend_label(settings.backend, settings.model_path))
 
 
@@ -114,45 +151,50 @@ def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
     from indexer.build import build_index
     from indexer.documents import load_documents
 
-    docs, skipped = load_documents(args.paths, settings.max_file_bytes)
+    docs, skipped = load_documents(args.paths, settings.limits, settings.chunking)
     _warn_skipped(skipped, docs)
     if not docs:
-        print(f"error: no readable articles in {' '.join(args.paths)} "
-              "(expected .txt, .md, .html, .pdf or .docx files).", file=sys.stderr)
+        say(f"error: no readable articles in {' '.join(map(printable, args.paths))} "
+            "(expected .txt, .md, .html, .pdf or .docx files).", err=True)
         return 2
     if args.if_changed and _is_current(settings, docs):
-        print(f"Index at {settings.index_dir} is up to date ({len(docs)} articles).")
+        say(f"Index at {printable(settings.index_dir)} is up to date ({len(docs)} articles).")
         return 0
     started = time.perf_counter()
     result = build_index(docs, settings, _embedder(settings), sources=sorted(d.source for d in docs),
                          show_progress=True)
-    print(f"Indexed {result.documents} articles, {result.chunks} passages, "
-          f"{result.sentences} sentences into {settings.index_dir} "
-          f"in {time.perf_counter() - started:.1f} s.")
+    say(f"Indexed {result.documents} articles, {result.chunks} passages, "
+        f"{result.sentences} sentences into {printable(settings.index_dir)} "
+        f"in {time.perf_counter() - started:.1f} s.")
     return 0
 
 
 def _add(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from indexer.documents import load_documents
-    from indexer.store import CURRENT
+    from indexer.loaders import SUPPORTED_SUFFIXES
+    from indexer.store import read_pointer
     from indexer.update import add_documents
 
-    docs, skipped = load_documents(args.paths, settings.max_file_bytes)
-    if not docs and not (settings.index_dir / CURRENT).is_file():
+    docs, skipped = load_documents(args.paths, settings.limits, settings.chunking)
+    named = " ".join(map(printable, args.paths))
+    if not docs and read_pointer(settings.index_dir) is None:
         _warn_skipped(skipped, docs)
-        print(f"error: no readable articles in {' '.join(map(str, args.paths))}, and no index at "
-              f"{settings.index_dir} to keep: nothing to do. Give .txt, .md, .html, .pdf or "
-              ".docx files or folders holding them.", file=sys.stderr)
+        say(f"error: no readable articles in {named}, and no index at "
+            f"{printable(settings.index_dir)} to keep: nothing to do. Give .txt, .md, .html, .pdf "
+            "or .docx files or folders holding them.", err=True)
         return 2
+    if not docs and not skipped:
+        say(f"warning: no article files in {named} (looked for {', '.join(SUPPORTED_SUFFIXES)}); "
+            "nothing to add, the index is unchanged.", err=True)
     report = add_documents(docs, settings, _lazy_embedder(settings), skipped=skipped,
                            show_progress=True)
     _warn_skipped(report.skipped, docs)
-    print(f"Added {len(report.added)}, updated {len(report.updated)}, unchanged "
-          f"{len(report.unchanged)}, skipped {len(report.skipped)}.")
+    say(f"Added {len(report.added)}, updated {len(report.updated)}, unchanged "
+        f"{len(report.unchanged)}, skipped {len(report.skipped)}.")
     if report.result is not None:
         r = report.result
-        print(f"Index now holds {r.documents} articles, {r.chunks} passages; embedded "
-              f"{r.embedded_chunks} passages and {r.embedded_sentences} sentences.")
+        say(f"Index now holds {r.documents} articles, {r.chunks} passages; embedded "
+            f"{r.embedded_chunks} passages and {r.embedded_sentences} sentences.")
     return 0 if docs or not report.skipped else 2
 
 
@@ -161,8 +203,8 @@ def _remove(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyp
 
     report = remove_documents(args.doc_ids, settings, _lazy_embedder(settings))
     result = report.result
-    print(f"Removed {', '.join(report.removed)}. Index now holds "
-          f"{result.documents if result else 0} articles, {result.chunks if result else 0} passages.")
+    say(f"Removed {', '.join(map(printable, report.removed))}. Index now holds "
+        f"{result.documents if result else 0} articles, {result.chunks if result else 0} passages.")
     return 0
 
 
@@ -177,12 +219,12 @@ def _list(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped
         item = {"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "url": doc.url,
                 "source": doc.source, "chunks": int(counts[row]), "chars": len(doc.text)}
         if args.json:
-            print(json.dumps(item, ensure_ascii=False))
+            print(json_line(item))
         else:
-            print(f"{doc.doc_id}  {doc.date or '----------'}  {int(counts[row]):4d} passages  "
-                  f"{doc.title[:70]}  ({doc.source})")
+            say(f"{printable(doc.doc_id)}  {doc.date or '----------'}  {int(counts[row]):4d} passages  "
+                f"{printable(doc.title[:70])}  ({printable(doc.source)})")
     if not args.json:
-        print(f"{len(index.documents)} articles, {len(index.chunks)} passages.")
+        say(f"{len(index.documents)} articles, {len(index.chunks)} passages.")
     return 0
 
 
@@ -191,23 +233,39 @@ def _verify(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyp
 
     report = verify_index(settings.index_dir)
     for warning in report:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"Index at {settings.index_dir} is intact.")
+        say(f"warning: {printable(warning)}", err=True)
+    say(f"Index at {printable(settings.index_dir)} is intact.")
     return 0
 
 
-COMMANDS = {"build": _build, "add": _add, "remove": _remove, "list": _list, "verify": _verify}
+def _repair(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from indexer.store import repair_index
+
+    done = repair_index(settings.index_dir)
+    for name in done.damaged:
+        say(f"warning: generation {name} is damaged; passed over (kept in the folder).", err=True)
+    if done.switched:
+        say(f"Repaired the index at {printable(settings.index_dir)}: it answers from generation "
+            f"{done.generation} again ({done.documents} articles). Nothing was deleted.")
+    else:
+        say(f"Index at {printable(settings.index_dir)} is intact ({done.generation}, "
+            f"{done.documents} articles); nothing to repair.")
+    return 0
+
+
+COMMANDS = {"build": _build, "add": _add, "remove": _remove, "list": _list, "verify": _verify,
+            "repair": _repair}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         from indexer.settings import Settings
 
         settings = Settings.from_env().with_index(args.index)
         return COMMANDS[args.command](args, settings)
     except VerbatimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", err=True)
         return 3
     except KeyboardInterrupt:
         print("interrupted; the previous index is unchanged.", file=sys.stderr)

@@ -55,7 +55,9 @@ only approximately and recall@10 tops out near 0.98: 0.9815 for IVF2048 with npr
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,9 @@ SEED = 1234
 HNSW_DEFAULT = {"M": 32, "efConstruction": 80, "efSearch": 128}
 
 _TYPES = ("flat", "ivf", "hnsw")
+# How faiss's write errors read, and the errno each stands for.
+_WRITE_ERRORS = ((errno.ENOSPC, "No space left"), (errno.EDQUOT, "quota"), (errno.EROFS, "Read-only"),
+                 (errno.EACCES, "Permission denied"))
 _STORAGE = {"flat": "Flat", "sq8": "SQ8"}
 
 
@@ -210,8 +215,18 @@ def configure_for_search(index: faiss.Index, spec: dict[str, Any]) -> None:
 
 
 def write_vector_index(index: faiss.Index, path: str | Path) -> None:
-    """Write ``index`` in FAISS's own format (readable by :func:`read_vector_index`)."""
-    faiss.write_index(index, str(path))
+    """Write ``index`` in FAISS's own format (readable by :func:`read_vector_index`).
+
+    Raises:
+        OSError: the file cannot be written (faiss reports it as a RuntimeError whose
+            message names the cause: a full disk, a read-only folder).
+    """
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as exc:
+        text = str(exc)
+        code = next((c for c, words in _WRITE_ERRORS if words in text), errno.EIO)
+        raise OSError(code, f"{os.strerror(code)}: {path} ({text.strip().splitlines()[-1][:200]})") from exc
 
 
 def mmap_supported() -> bool:

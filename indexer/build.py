@@ -10,7 +10,8 @@ same index as a fresh build of the same articles.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from indexer.ann import choose_index
-from indexer.boilerplate import boilerplate_start
-from indexer.chunking import chunk_sentences, split_sentences
+from indexer.chunking import article_spans
 from indexer.embedding import Embedder
 from indexer.lexical import build_bm25
+from indexer.manifest import ModelInfo
 from indexer.settings import Settings
-from indexer.store import IndexData, write_index, write_lock
+from indexer.store import IndexData, check_free_space, write_index, write_lock
 from indexer.types import Document
 
 PASSAGE_FIELD = "title + newline + passage"
@@ -64,15 +65,12 @@ class _Layout:
 def _layout(documents: Sequence[Document], settings: Settings) -> _Layout:
     out = _Layout()
     for row, doc in enumerate(documents):
-        # Trailing page furniture (comment prompts, subscription pleas, teasers) stays in
-        # the stored text but is neither chunked nor indexed.
-        cut = boilerplate_start(doc.text)
-        spans = [s for s in split_sentences(doc.text) if s.start < cut]
+        spans, chunks = article_spans(doc.text, settings.chunking, doc.doc_id)
         first_sentence, first_chunk = len(out.sentence_rows), len(out.chunk_rows)
         index_of = {span: first_sentence + i for i, span in enumerate(spans)}
         out.sentence_rows.extend((row, s.start, s.end) for s in spans)
         out.sentence_texts.extend(s.slice(doc.text) for s in spans)
-        for chunk in chunk_sentences(doc.text, spans, settings.chunking, doc.doc_id):
+        for chunk in chunks:
             lo = index_of[chunk.sentences[0]]
             out.chunk_rows.append((row, chunk.start, chunk.end, lo, lo + len(chunk.sentences)))
             out.chunk_fields.append(passage_field(doc.title, chunk.text))
@@ -93,20 +91,72 @@ def vector_kind(backend: str) -> str:
     return "int8" if "int8" in backend else "float32"
 
 
-def same_vector_kind(model: dict[str, Any], backend: str) -> bool:
+def same_vector_kind(model: ModelInfo, backend: str) -> bool:
     """Whether an index whose manifest ``model`` record this is may take vectors from
     ``backend`` (see :func:`vector_kind`; indexes from before backends were recorded are
     PyTorch's)."""
-    return vector_kind(model.get("backend", "torch")) == vector_kind(backend)
+    return vector_kind(model.backend) == vector_kind(backend)
 
 
 def _reusable(previous: IndexData | None, embedder: Embedder) -> bool:
     if previous is None:
         return False
     m = previous.manifest
-    return (m["model"]["name"] == embedder.name and m["model"]["dimension"] == embedder.dimension
-            and same_vector_kind(m["model"], getattr(embedder, "backend", "torch"))
-            and m.get("passage_field") == PASSAGE_FIELD)
+    return (m.model.name == embedder.name and m.model.dimension == embedder.dimension
+            and same_vector_kind(m.model, getattr(embedder, "backend", "torch"))
+            and m.passage_field == PASSAGE_FIELD)
+
+
+def estimated_bytes(layout: _Layout, documents: Sequence[Document], dimension: int) -> int:
+    """About how many bytes a generation of these documents takes on disk (an upper
+    estimate: the stored texts, passage and sentence tables and vectors, BM25 postings)."""
+    text = sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents)
+    rows = len(layout.chunk_rows) + len(layout.sentence_rows)
+    return int(1.3 * (1.2 * text + rows * (4 * dimension + 48) + 3 * text)) + 1_000_000
+
+
+Precomputed = Mapping[str, np.ndarray]
+
+
+def embed_ahead(
+    documents: Sequence[Document],
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    previous: IndexData | None = None,
+    show_progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Embed, before the writer lock is taken, the passages and sentences of the
+    ``documents`` that ``previous`` does not already hold, keyed by the embedded text.
+
+    An update then holds the lock only to merge and write (:func:`build_index` with
+    ``precomputed``): embedding an article, the slow part, never blocks other writers.
+
+    Raises:
+        IndexWriteError: the disk cannot hold the index this would make.
+    """
+    known = ({(d.doc_id, d.sha256) for d in previous.documents}
+             if previous is not None and _reusable(previous, embedder) else set())
+    todo = [d for d in documents if (d.doc_id, d.sha256) not in known]
+    if not todo:
+        return {}
+    layout = _layout(todo, settings)
+    check_free_space(settings.index_dir, estimated_bytes(layout, todo, embedder.dimension)
+                     + (previous.manifest.total_bytes if previous is not None else 0))
+    out: dict[str, np.ndarray] = {}
+    for texts, what in ((layout.chunk_fields, "passages"), (layout.sentence_texts, "sentences")):
+        unique = list(dict.fromkeys(t for t in texts if t not in out))
+        if unique:
+            out.update(zip(unique, _encode(embedder, unique, settings, show_progress, what)))
+    return out
+
+
+def _encode(embedder: Embedder, texts: Sequence[str], settings: Settings, show_progress: bool,
+            what: str) -> np.ndarray:
+    """Embed ``texts``; the progress bar, when shown, says what it embeds."""
+    if show_progress:
+        print(f"Embedding {len(texts):,} {what}…", file=sys.stderr, flush=True)
+    return embedder.encode(list(texts), batch_size=settings.batch_size, show_progress=show_progress)
 
 
 def _vectors(
@@ -116,8 +166,10 @@ def _vectors(
     embedder: Embedder,
     settings: Settings,
     show_progress: bool,
+    precomputed: Precomputed,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Chunk and sentence vectors for the new layout, copying what ``previous`` holds."""
+    """Chunk and sentence vectors for the new layout, copying what ``previous`` holds and
+    what was embedded ahead (``precomputed``), embedding the rest."""
     chunk_vectors = np.zeros((len(layout.chunk_rows), embedder.dimension), dtype=np.float32)
     sentence_vectors = np.zeros((len(layout.sentence_rows), embedder.dimension), dtype=np.float32)
     chunk_todo = np.ones(len(layout.chunk_rows), dtype=bool)
@@ -149,12 +201,15 @@ def _vectors(
             chunk_todo[clo:chi] = False
             sentence_todo[slo:shi] = False
             reused.append(doc.doc_id)
-    for vectors, todo, texts in ((chunk_vectors, chunk_todo, layout.chunk_fields),
-                                 (sentence_vectors, sentence_todo, layout.sentence_texts)):
+    for vectors, todo, texts, what in ((chunk_vectors, chunk_todo, layout.chunk_fields, "passages"),
+                                       (sentence_vectors, sentence_todo, layout.sentence_texts, "sentences")):
+        for i in np.flatnonzero(todo):
+            if texts[i] in precomputed:
+                vectors[i] = precomputed[texts[i]]
+                todo[i] = False
         rows = np.flatnonzero(todo)
         if len(rows):
-            vectors[rows] = embedder.encode([texts[i] for i in rows], batch_size=settings.batch_size,
-                                            show_progress=show_progress)
+            vectors[rows] = _encode(embedder, [texts[i] for i in rows], settings, show_progress, what)
     return chunk_vectors, sentence_vectors, reused
 
 
@@ -167,8 +222,12 @@ def build_index(
     sources: Sequence[str] = (),
     show_progress: bool = False,
     locked: bool = False,
+    precomputed: Precomputed | None = None,
 ) -> BuildResult:
     """Chunk, embed and index ``documents`` into ``settings.index_dir`` (replacing it atomically).
+
+    Everything but the write happens before the writer lock is taken (unless ``locked``):
+    a full build embeds without blocking other writers, and holds the lock to write.
 
     Args:
         documents: the articles; document ids must be unique. Stored sorted by id.
@@ -179,10 +238,12 @@ def build_index(
         show_progress: show a progress bar while embedding.
         locked: the caller already holds :func:`indexer.store.write_lock` (an update that
             read ``previous`` under the same lock, so no other writer slips in between).
+        precomputed: vectors embedded ahead (:func:`embed_ahead`), by text.
 
     Raises:
         ValueError: duplicate document ids, or no text at all.
         IndexLockedError: another writer holds the index.
+        IndexWriteError: the disk cannot hold the new index, or the folder is read-only.
     """
     documents = sorted(documents, key=lambda d: d.doc_id)
     ids = [d.doc_id for d in documents]
@@ -191,9 +252,11 @@ def build_index(
     layout = _layout(documents, settings)
     if not layout.chunk_rows:
         raise ValueError("there is no text to index")
+    check_free_space(settings.index_dir, estimated_bytes(layout, documents, embedder.dimension))
+    chunk_vectors, sentence_vectors, reused = _vectors(
+        documents, layout, previous, embedder, settings, show_progress, precomputed or {})
+    bm25, sentence_bm25 = build_bm25(layout.chunk_fields), build_bm25(layout.sentence_texts)
     with contextlib.nullcontext() if locked else write_lock(settings.index_dir):
-        chunk_vectors, sentence_vectors, reused = _vectors(
-            documents, layout, previous, embedder, settings, show_progress)
         path = write_index(
             settings.index_dir,
             documents=list(documents),
@@ -201,8 +264,8 @@ def build_index(
             sentences=np.array(layout.sentence_rows, dtype=np.int64).reshape(-1, 3),
             chunk_vectors=chunk_vectors,
             sentence_vectors=sentence_vectors,
-            bm25=build_bm25(layout.chunk_fields),
-            sentence_bm25=build_bm25(layout.sentence_texts),
+            bm25=bm25,
+            sentence_bm25=sentence_bm25,
             model={"name": embedder.name, "dimension": embedder.dimension, "normalized": True,
                    "backend": getattr(embedder, "backend", "torch")},
             chunking=settings.chunking,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from indexer.boilerplate import boilerplate_start
 from indexer.settings import ChunkingParams
 from indexer.types import Chunk, Span
 
@@ -29,7 +30,7 @@ _ABBREVIATIONS = frozenset(
 
 def _is_abbreviation(text: str, dot: int) -> bool:
     """Whether the period at ``text[dot]`` closes an abbreviation or an initial."""
-    match = _WORD_BEFORE.search(text, 0, dot)
+    match = _WORD_BEFORE.search(text, max(0, dot - 64), dot)  # a bounded look back: O(1) a period
     if match is None:
         return False
     word = match.group(1).lstrip("\"'“‘([").lower()
@@ -126,3 +127,12 @@ def chunk_sentences(
 def chunk_text(text: str, params: ChunkingParams, doc_id: str = "") -> list[Chunk]:
     """Split ``text`` into sentences, then into chunks (see :func:`chunk_sentences`)."""
     return chunk_sentences(text, split_sentences(text), params, doc_id)
+
+
+def article_spans(text: str, params: ChunkingParams, doc_id: str = "") -> tuple[list[Span], list[Chunk]]:
+    """An article's indexed sentences and its passages. Trailing page furniture (comment
+    prompts, subscription pleas, teasers: :mod:`indexer.boilerplate`) stays in the stored
+    text but has no sentences, so it is neither chunked nor indexed."""
+    cut = boilerplate_start(text)
+    spans = [s for s in split_sentences(text) if s.start < cut]
+    return spans, chunk_sentences(text, spans, params, doc_id)

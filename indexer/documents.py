@@ -8,18 +8,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.chunking import article_spans
 from indexer.errors import DocumentError
 from indexer.loaders import SUPPORTED_SUFFIXES, extract
+from indexer.settings import ChunkingParams, Limits
 from indexer.types import Document
+
 _URL = re.compile(r"https?://[^\s<>\"'”’)\]]+")
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file that was not indexed, and why."""
+    """A file that was not indexed, and why (``reason`` does not repeat the path)."""
 
     path: str
     reason: str
+
+    @classmethod
+    def because(cls, path: str | Path, error: DocumentError) -> "Skipped":
+        """The skip a :class:`DocumentError` about ``path`` stands for (its message starts
+        with the path; the reason is the rest)."""
+        return cls(str(path), str(error).removeprefix(f"{path}: "))
 
 
 def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
@@ -64,12 +73,12 @@ def first_url(text: str) -> str | None:
     return match.group(0).rstrip(".,;:") if match else None
 
 
-def read_document(path: str | Path, max_bytes: int = 20_000_000) -> Document:
+def read_document(path: str | Path, limits: Limits = Limits()) -> Document:
     """Read one article file.
 
     Args:
         path: the file; ``Document.source`` keeps it as given.
-        max_bytes: larger files are refused.
+        limits: larger files, or files that unpack to more or hold more text, are refused.
 
     ``.txt`` and ``.md`` files are decoded as UTF-8 (other encodings are detected and noted
     in ``Document.note``); HTML, PDF and Word files are reduced to their main text
@@ -80,19 +89,40 @@ def read_document(path: str | Path, max_bytes: int = 20_000_000) -> Document:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError(f"{path}: {size:,} bytes is over the limit of {max_bytes:,} "
-                                "(setting VERBATIM_MAX_FILE_BYTES)")
+        check_size(path, path.stat().st_size, limits)
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return document_from_bytes(path, data)
+    return document_from_bytes(path, data, limits)
 
 
-def document_from_bytes(path: Path, data: bytes) -> Document:
+def check_size(path: Path | str, size: int, limits: Limits) -> None:
+    """Refuse a file larger than ``limits.max_file_bytes``, naming the setting."""
+    if size > limits.max_file_bytes:
+        raise DocumentError(f"{path}: {size:,} bytes is over the limit of {limits.max_file_bytes:,} "
+                            "for one file (setting VERBATIM_MAX_FILE_BYTES)")
+
+
+def check_article(doc: Document, limits: Limits, chunking: ChunkingParams) -> None:
+    """Refuse an article with more sentences or passages than ``limits`` allow: each is
+    embedded while the index's writer lock is held.
+
+    Raises:
+        DocumentError: naming the limit and its setting.
+    """
+    sentences, passages = article_spans(doc.text, chunking, doc.doc_id)
+    for count, limit, what, setting in (
+            (len(sentences), limits.max_sentences, "sentences", "VERBATIM_MAX_SENTENCES"),
+            (len(passages), limits.max_passages, "passages", "VERBATIM_MAX_PASSAGES")):
+        if count > limit:
+            raise DocumentError(f"{doc.source}: has {count:,} {what}, over the limit of {limit:,} "
+                                f"for one article (setting {setting}); split it into smaller "
+                                "articles, or raise the limit")
+
+
+def document_from_bytes(path: Path, data: bytes, limits: Limits = Limits()) -> Document:
     """Build a :class:`Document` from a file's name and bytes (see :func:`read_document`)."""
-    extracted = extract(path, data)
+    extracted = extract(path, data, limits)
     text = extracted.text
     return Document(
         doc_id=path.stem,
@@ -107,12 +137,14 @@ def document_from_bytes(path: Path, data: bytes) -> Document:
 
 
 def load_documents(
-    paths: Iterable[str | Path], max_bytes: int = 20_000_000
+    paths: Iterable[str | Path], limits: Limits = Limits(), chunking: ChunkingParams = ChunkingParams()
 ) -> tuple[list[Document], list[Skipped]]:
     """Read every article under ``paths``; files that cannot be used are skipped, not fatal.
 
-    Two files with the same stem would get the same document id, and two files with the
-    same content are duplicates: in both cases the second is skipped, with the reason.
+    A file over one of ``limits`` (size, unpacked size, characters, sentences or passages
+    with ``chunking``) is skipped with the limit named. Two files with the same stem would
+    get the same document id, and two files with the same content are duplicates: in both
+    cases the second is skipped, with the reason.
     """
     files, skipped = find_files(paths)
     docs: list[Document] = []
@@ -120,9 +152,10 @@ def load_documents(
     contents: dict[str, str] = {}
     for path in files:
         try:
-            doc = read_document(path, max_bytes)
+            doc = read_document(path, limits)
+            check_article(doc, limits, chunking)
         except DocumentError as exc:
-            skipped.append(Skipped(str(path), str(exc).removeprefix(f"{path}: ")))
+            skipped.append(Skipped.because(path, exc))
             continue
         if doc.doc_id in seen:
             skipped.append(Skipped(str(path), f"same document id {doc.doc_id!r} as {seen[doc.doc_id]}; "

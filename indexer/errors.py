@@ -35,3 +35,7 @@ class QuestionError(VerbatimError):
 
 class IndexLockedError(VerbatimError):
     """Another process is writing the index."""
+
+
+class IndexWriteError(VerbatimError):
+    """The index cannot be written (read-only folder, full disk); the existing one is intact."""

@@ -20,6 +20,12 @@ What ``Extracted.text`` is, per format (it is what gets stored, chunked and cite
 For the extracted formats (everything but ``.txt``/``.md``) line endings are normalised
 to ``\\n`` and control characters other than tab and newline are removed.
 
+Extraction is bounded by :class:`~indexer.settings.Limits`: a .docx is read as a stream
+(never unpacked whole) only when its parts unpack to at most ``max_extracted_bytes``, and
+every format stops with a DocumentError naming the limit once the text passes ``max_chars``.
+Bytes that are not text (binary data, random bytes) are refused as "not a text file"; only
+text in another encoding gets encoding advice.
+
 ``title``, ``date`` and ``url`` are None when the format does not give them; callers fall
 back on the text (first line, first URL), as they do for plain text, which never sets them.
 """
@@ -28,13 +34,16 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
+import hashlib
 import io
 import re
 import unicodedata
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from indexer.errors import DocumentError
+from indexer.settings import Limits
 
 TEXT_SUFFIXES = (".txt", ".md")
 HTML_SUFFIXES = (".html", ".htm")
@@ -68,15 +77,16 @@ class Extracted:
     note: str | None = None
 
 
-def extract(path: Path, data: bytes) -> Extracted:
+def extract(path: Path, data: bytes, limits: Limits = Limits()) -> Extracted:
     """Extract the article in ``data``, the contents of the file ``path``.
 
     The format is chosen by ``path``'s suffix (case-insensitive); ``path`` is otherwise
-    only used in messages.
+    only used in messages. ``limits`` bounds what the file may unpack to and how much text
+    it may hold (``max_extracted_bytes``, ``max_chars``).
 
     Raises:
         DocumentError: unsupported suffix, binary or undecodable content, a file the
-            parser rejects (corrupt, encrypted), or no text at all.
+            parser rejects (corrupt, encrypted), no text at all, or a limit passed.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -85,9 +95,9 @@ def extract(path: Path, data: bytes) -> Extracted:
     elif suffix in HTML_SUFFIXES:
         result = _extract_html(path, data)
     elif suffix == ".pdf":
-        result = _extract_pdf(path, data)
+        result = _extract_pdf(path, data, limits)
     elif suffix == ".docx":
-        result = _extract_docx(path, data)
+        result = _extract_docx(path, data, limits)
     else:
         raise DocumentError(
             f"{path}: unsupported file type {suffix or '(none)'!r}; "
@@ -96,10 +106,47 @@ def extract(path: Path, data: bytes) -> Extracted:
     if not result.text.replace("\ufeff", "").strip():
         raise DocumentError(f"{path}: has no text (the file is empty or only whitespace); "
                             "check that it is the article you meant")
+    check_chars(path, len(result.text), limits)
     return result
 
 
+def check_chars(path: Path, chars: int, limits: Limits) -> None:
+    """Refuse more text than ``limits.max_chars``, naming the setting."""
+    if chars > limits.max_chars:
+        raise DocumentError(
+            f"{path}: holds more than {limits.max_chars:,} characters of text, the limit for one "
+            "article (setting VERBATIM_MAX_ARTICLE_CHARS); split it into smaller articles, or "
+            "raise the limit")
+
+
 # --- plain text and Markdown ---------------------------------------------------------------
+
+# Characters that text in a Western single-byte encoding hardly ever holds: C0 and C1
+# controls other than tab, newline, carriage return and form feed.
+_UNTEXT = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# More than this share of such characters (and more than two), or fewer letters and spaces
+# than the other share, in a file that is not UTF-8: random or binary bytes (measured: random bytes
+# decoded as Latin-1 hold about 25% controls and under 45% letters and spaces; text in
+# cp1252 or Latin-1 has no controls and over 80% letters and spaces).
+_MAX_UNTEXT_SHARE = 0.01
+_MIN_LETTER_SHARE = 0.6
+
+
+def _not_text(path: Path, what: str) -> DocumentError:
+    return DocumentError(f"{path}: is not a text file ({what}); if it is an article, save "
+                         "it as .txt, .md, .html, .pdf or .docx")
+
+
+def _looks_like_utf16(probe: bytes) -> bool:
+    """ASCII-range text in UTF-16 without a byte order mark: every other byte is NUL."""
+    if len(probe) < 4:
+        return False
+    for zeros, chars in ((probe[1::2], probe[0::2]), (probe[0::2], probe[1::2])):
+        if zeros.count(0) >= 0.95 * len(zeros) and sum(32 <= b < 127 or b in b"\t\n\r"
+                                                       for b in chars) >= 0.95 * len(chars):
+            return True
+    return False
+
 
 def _extract_text(path: Path, data: bytes) -> Extracted:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -108,9 +155,12 @@ def _extract_text(path: Path, data: bytes) -> Extracted:
             return Extracted(data.decode("utf-16"), note="decoded as UTF-16 (byte order mark), not UTF-8")
         except UnicodeDecodeError:
             pass  # not really UTF-16: judged below like any other bytes
-    if b"\x00" in data[:_BINARY_PROBE]:
-        raise DocumentError(f"{path}: looks like a binary file, not text (it contains NUL bytes); "
-                            "if it is UTF-16 text without a byte order mark, re-save it as UTF-8")
+    probe = data[:_BINARY_PROBE]
+    if b"\x00" in probe:
+        if _looks_like_utf16(probe):
+            raise DocumentError(f"{path}: looks like UTF-16 text without a byte order mark; "
+                                "re-save it as UTF-8 and add it again")
+        raise _not_text(path, "it holds binary data: NUL bytes")
     try:
         return Extracted(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -121,6 +171,11 @@ def _extract_text(path: Path, data: bytes) -> Extracted:
     except UnicodeDecodeError:
         text = data.decode("latin-1")  # decodes any bytes
         codec = "Latin-1"
+    sample = text[:65536]
+    letters = sum(ch.isalpha() or ch.isspace() for ch in sample)
+    if (len(_UNTEXT.findall(sample)) > max(2, _MAX_UNTEXT_SHARE * len(sample))
+            or letters < _MIN_LETTER_SHARE * len(sample)):
+        raise _not_text(path, "its bytes are neither UTF-8 nor text in another encoding")
     return Extracted(text, note=f"decoded as {codec}, not UTF-8 (invalid UTF-8 at byte {where}); "
                                 "re-save the file as UTF-8 if characters look wrong")
 
@@ -157,7 +212,7 @@ def _extract_html(path: Path, data: bytes) -> Extracted:
 
 # --- PDF -------------------------------------------------------------------------------------
 
-def _extract_pdf(path: Path, data: bytes) -> Extracted:
+def _extract_pdf(path: Path, data: bytes, limits: Limits) -> Extracted:
     from pypdf import PdfReader
 
     try:
@@ -170,7 +225,12 @@ def _extract_pdf(path: Path, data: bytes) -> Extracted:
             if not unlocked:
                 raise DocumentError(f"{path}: is an encrypted PDF with no extractable text here; "
                                     "save an unprotected copy (or the article as .txt) and add that")
-        pages = [_clean(page.extract_text() or "").strip() for page in reader.pages]
+        pages: list[str] = []
+        chars = 0
+        for page in reader.pages:
+            pages.append(_clean(page.extract_text() or "").strip())
+            chars += len(pages[-1])
+            check_chars(path, chars, limits)  # stop reading early, not after every page
         title = _one_line(reader.metadata.title if reader.metadata else None)
     except DocumentError:
         raise
@@ -191,17 +251,91 @@ def _extract_pdf(path: Path, data: bytes) -> Extracted:
 
 # --- Word ------------------------------------------------------------------------------------
 
-def _extract_docx(path: Path, data: bytes) -> Extracted:
-    import docx
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+_MAIN_PART = re.compile(r'Type="[^"]*/officeDocument"[^>]*Target="/?([^"]+)"|'
+                        r'Target="/?([^"]+)"[^>]*Type="[^"]*/officeDocument"')
+# What a run's children say in plain text, as python-docx's ``Paragraph.text`` has it.
+_RUN_TEXT = {f"{_W}tab": "\t", f"{_W}ptab": "\t", f"{_W}cr": "\n", f"{_W}noBreakHyphen": "-"}
+
+
+def _run_text(run) -> str:  # type: ignore[no-untyped-def]
+    out = []
+    for child in run:
+        if child.tag == f"{_W}t":
+            out.append(child.text or "")
+        elif child.tag == f"{_W}br":
+            out.append("\n" if child.get(f"{_W}type", "textWrapping") == "textWrapping" else "")
+        else:
+            out.append(_RUN_TEXT.get(child.tag, ""))
+    return "".join(out)
+
+
+def _paragraph_text(paragraph) -> str:  # type: ignore[no-untyped-def]
+    """A body paragraph's text: its runs and its hyperlinks' runs, in order."""
+    out = []
+    for child in paragraph:
+        if child.tag == f"{_W}r":
+            out.append(_run_text(child))
+        elif child.tag == f"{_W}hyperlink":
+            out.extend(_run_text(r) for r in child if r.tag == f"{_W}r")
+    return "".join(out)
+
+
+def _extract_docx(path: Path, data: bytes, limits: Limits) -> Extracted:
+    """The body paragraphs of a .docx, streamed: the archive is checked against
+    ``max_extracted_bytes`` before anything is unpacked, the main XML part is parsed
+    paragraph by paragraph (each freed once read), and reading stops at ``max_chars``."""
+    from lxml import etree
+
+    def unreadable(exc: BaseException) -> DocumentError:
+        return DocumentError(f"{path}: cannot be read as a Word .docx file ({type(exc).__name__}: "
+                             f"{exc}); old .doc files are not supported: save it as .docx or .txt")
 
     try:
-        document = docx.Document(io.BytesIO(data))
-        paragraphs = [_clean(p.text).strip() for p in document.paragraphs]
-        title = _one_line(document.core_properties.title)
-    except Exception as exc:  # noqa: BLE001 - python-docx, zipfile and lxml all raise their own
-        raise DocumentError(f"{path}: cannot be read as a Word .docx file ({type(exc).__name__}: {exc}); "
-                            "old .doc files are not supported: save it as .docx or .txt") from exc
-    paragraphs = [p for p in paragraphs if p]
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+        raise unreadable(exc) from exc
+    # Reading a member never yields more than the size its header declares, so the sum of
+    # the declared sizes bounds the work and memory of everything below.
+    if unpacked > limits.max_extracted_bytes:
+        raise DocumentError(
+            f"{path}: unpacks to {unpacked:,} bytes, over the limit of {limits.max_extracted_bytes:,} "
+            "(setting VERBATIM_MAX_EXTRACTED_BYTES); a Word file that large is mostly images or "
+            "a zip bomb: save the article's text as .txt")
+    parser_options = {"resolve_entities": False, "no_network": True, "huge_tree": False}
+    try:
+        rels = archive.read("_rels/.rels").decode("utf-8", "replace") if "_rels/.rels" in archive.NameToInfo else ""
+        match = _MAIN_PART.search(rels)
+        body = next((g for g in match.groups() if g), None) if match else None
+        body = body if body in archive.NameToInfo else "word/document.xml"
+        if body not in archive.NameToInfo:
+            raise DocumentError(f"{path}: is not a Word document (no main document part); "
+                                "save it as .docx or .txt")
+        paragraphs: list[str] = []
+        chars = 0
+        with archive.open(body) as stream:
+            for _, element in etree.iterparse(stream, events=("end",), tag=f"{_W}p", **parser_options):
+                parent = element.getparent()
+                if parent is not None and parent.tag == f"{_W}body":
+                    text = _clean(_paragraph_text(element)).strip()
+                    if text:
+                        paragraphs.append(text)
+                        chars += len(text) + 2
+                        check_chars(path, chars, limits)
+                    element.clear()
+                    while element.getprevious() is not None:  # free what was read
+                        del parent[0]
+        title = None
+        if "docProps/core.xml" in archive.NameToInfo:
+            core = etree.fromstring(archive.read("docProps/core.xml"), etree.XMLParser(**parser_options))
+            found = core.find(_DC_TITLE)
+            title = _one_line(found.text if found is not None else None)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and lxml all raise their own
+        raise unreadable(exc) from exc
     if not paragraphs:
         raise DocumentError(f"{path}: has no text in its body paragraphs (text in tables, text "
                             "boxes or images is not read); save the article as .txt")
@@ -232,6 +366,29 @@ def _iso_date(value: object) -> str | None:
         return _dt.date.fromisoformat(match.group(0)).isoformat()
     except ValueError:
         return None
+
+
+def upload_name(name: str) -> str:
+    """The file name an upload is saved under: :func:`safe_upload_name`, plus a short hash
+    of the name as given when making it safe changed it, so that two different names
+    never share a file ("a b.txt" and "a_b.txt", "café.txt" and "cafe.txt"). The same name
+    always maps to the same file, so uploading it again updates that article.
+
+    >>> upload_name("a_b.txt"), upload_name("a b.txt")
+    ('a_b.txt', 'a_b-cd6c4a05.txt')
+
+    Raises:
+        DocumentError: see :func:`safe_upload_name`.
+    """
+    safe = safe_upload_name(name)
+    given = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if safe == given:
+        return safe
+    path = PurePosixPath(safe)
+    suffix = path.suffix if 1 < len(path.suffix) <= 16 else ""
+    stem = safe[: len(safe) - len(suffix)] if suffix else safe
+    tag = hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem[: _MAX_UPLOAD_NAME - len(suffix) - 9]}-{tag}{suffix}"
 
 
 def safe_upload_name(name: str) -> str:

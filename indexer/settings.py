@@ -84,6 +84,24 @@ class ChunkingParams:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """How big one article may be. A file over a limit is skipped, and the reason names the
+    limit and its setting; articles already indexed are never dropped by a lower limit.
+
+    They bound the work one file can cause: reading and extracting it (a .docx is a zip
+    archive that can unpack to gigabytes), and embedding it while the writer lock is held
+    (every sentence and passage is embedded). An article has at most as many passages as
+    sentences. The defaults admit a book-length article (about 200,000 words).
+    """
+
+    max_file_bytes: int = 20_000_000  # the file itself (and uploads)
+    max_extracted_bytes: int = 50_000_000  # a .docx's parts, uncompressed
+    max_chars: int = 2_000_000  # the article's text
+    max_sentences: int = 10_000
+    max_passages: int = 2_500
+
+
+@dataclass(frozen=True)
 class Settings:
     """All configuration. Build one with :meth:`from_env`; override fields with ``replace``."""
 
@@ -105,7 +123,7 @@ class Settings:
     mention_relevance: float = 0.55
     place_aliases: bool = True  # name the country after "Ankara", "the Kremlin" (retrieval/aliases.py)
     max_question_chars: int = 2000
-    max_file_bytes: int = 20_000_000
+    limits: Limits = Limits()
     exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
 
     def __post_init__(self) -> None:
@@ -147,7 +165,14 @@ class Settings:
             mention_relevance=_float(env, "VERBATIM_MENTION_RELEVANCE", base.mention_relevance),
             place_aliases=_bool(env, "VERBATIM_PLACE_ALIASES", base.place_aliases),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
-            max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.max_file_bytes, 1, 10**10),
+            limits=Limits(
+                max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.limits.max_file_bytes, 1, 10**10),
+                max_extracted_bytes=_int(env, "VERBATIM_MAX_EXTRACTED_BYTES",
+                                         base.limits.max_extracted_bytes, 1, 10**11),
+                max_chars=_int(env, "VERBATIM_MAX_ARTICLE_CHARS", base.limits.max_chars, 1, 10**10),
+                max_sentences=_int(env, "VERBATIM_MAX_SENTENCES", base.limits.max_sentences, 1, 10**8),
+                max_passages=_int(env, "VERBATIM_MAX_PASSAGES", base.limits.max_passages, 1, 10**8),
+            ),
             exact_max=_int(env, "VERBATIM_EXACT_MAX", base.exact_max, 0, 10**9),
         )
 

@@ -25,12 +25,16 @@ generation stays loadable until the switch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -44,12 +48,11 @@ import numpy as np
 
 from indexer.ann import build_vector_index, read_vector_index, write_vector_index
 from indexer.documents import find_files
-from indexer.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from indexer.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexWriteError
+from indexer.manifest import FORMAT_NAME, FORMAT_VERSION, Manifest, ManifestError
 from indexer.settings import ChunkingParams
 from indexer.types import Document
 
-FORMAT_NAME = "verbatim-index"
-FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 LOCK = ".lock"
@@ -58,6 +61,8 @@ DATA_FILES = ("documents.jsonl", "chunks.npy", "sentences.npy", "chunk_vectors.f
 # Files whose checksums are verified on every load when the index is this small or smaller;
 # larger indexes check sizes on load and full checksums with `python -m indexer verify`.
 FULL_CHECK_BYTES = 256 * 1024 * 1024
+# A generation is a plain folder of the index: "gen-" and letters, digits, ".", "_", "-".
+GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 
 
 # Said after a build command that names seeds/ because the indexed articles are unknown.
@@ -101,12 +106,16 @@ def _rebuild_paths(sources: Iterable[str]) -> list[str]:
 def indexed_sources(index_dir: Path | str) -> list[str]:
     """Best effort: the source files of the articles in the current index generation, for
     a rebuild hint; empty when they cannot be read."""
-    try:
-        gen = Path(index_dir) / (Path(index_dir) / CURRENT).read_text(encoding="utf-8").strip()
-        with (gen / "documents.jsonl").open(encoding="utf-8") as f:
-            return [str(json.loads(line)["source"]) for line in f]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    index_dir = Path(index_dir)
+    name = _pointer_or_none(index_dir)
+    candidates = [name] if name else [g.name for g in reversed(generations(index_dir))]
+    for candidate in candidates:
+        try:
+            with (index_dir / candidate / "documents.jsonl").open(encoding="utf-8") as f:
+                return [str(json.loads(line)["source"]) for line in f]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return []
 
 
 def rebuild_hint(index_dir: Path | str) -> str:
@@ -119,12 +128,23 @@ def rebuild_hint(index_dir: Path | str) -> str:
     return f"Rebuild it with: {command}"
 
 
+def repair_hint(index_dir: Path | str) -> str:
+    """What to run about a damaged index: the repair command when some generation of it
+    may still be intact, and the rebuild command."""
+    index_dir = Path(index_dir)
+    flag = "" if str(index_dir) == "index" else f" --index {shlex.quote(str(index_dir))}"
+    # Another generation than the (damaged) one CURRENT names may still be intact.
+    others = [g for g in generations(index_dir) if g.name != _pointer_or_none(index_dir)]
+    restore = f"Restore its newest intact generation with: python -m indexer repair{flag}; or r" if others else "R"
+    return f"{restore}{rebuild_hint(index_dir)[1:]}"
+
+
 @dataclass(frozen=True)
 class IndexData:
     """Everything a loaded index holds. Arrays may be memory-mapped (read-only)."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     documents: tuple[Document, ...]
     chunks: np.ndarray  # int64 [n, 5]: doc, start, end, sent_lo, sent_hi
     sentences: np.ndarray  # int64 [m, 3]: doc, start, end
@@ -135,7 +155,7 @@ class IndexData:
 
     @property
     def chunking(self) -> ChunkingParams:
-        return ChunkingParams(**self.manifest["chunking"])
+        return self.manifest.chunking
 
 
 def corpus_hash(docs: list[Document] | tuple[Document, ...]) -> str:
@@ -194,15 +214,67 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
+# --------------------------------------------------------------------------- write errors
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_error(index_dir: Path, exc: BaseException) -> IndexWriteError:
+    """The message for a failed write into ``index_dir`` (the existing index is intact)."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if code in _FULL or "No space left" in text or "Disk quota" in text:
+        return IndexWriteError(
+            f"There is not enough free disk space to write the index in {index_dir} ({text}). "
+            "Free some space, or use --index (VERBATIM_INDEX_DIR) on another disk, and run the "
+            "command again; the existing index is unchanged.")
+    if code in _READ_ONLY or "Read-only file system" in text or "Permission denied" in text:
+        return IndexWriteError(
+            f"The index folder {index_dir} is not writable ({text}). Make it writable, or use "
+            "--index (VERBATIM_INDEX_DIR) with a folder you can write; the existing index is "
+            "unchanged.")
+    return IndexWriteError(f"Cannot write the index in {index_dir} ({type(exc).__name__}: {text}). "
+                           "Check the folder and the disk, and run the command again; the existing "
+                           "index is unchanged.")
+
+
+def check_free_space(index_dir: Path, needed: int) -> None:
+    """Refuse to start a write that cannot fit: ``needed`` bytes (an estimate of the new
+    generation) must be free on the index's file system, before anything is embedded.
+
+    Raises:
+        IndexWriteError: naming the space needed and free.
+    """
+    probe = index_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # cannot tell: the write itself reports a full disk
+    if free < needed:
+        raise IndexWriteError(
+            f"There is not enough free disk space in {index_dir}: the new index needs about "
+            f"{needed / 1e6:,.1f} MB and {free / 1e6:,.1f} MB are free. Free some space, or use "
+            "--index (VERBATIM_INDEX_DIR) on another disk, and run the command again; the "
+            "existing index is unchanged.")
+
+
 @contextlib.contextmanager
 def write_lock(index_dir: Path, wait_seconds: float = 10.0) -> Iterator[None]:
     """Hold the index's writer lock; wait up to ``wait_seconds`` for another writer.
 
     Raises:
         IndexLockedError: another process kept the lock for longer.
+        IndexWriteError: the folder cannot be written (read-only, full).
     """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / LOCK).open("a") as handle:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = (index_dir / LOCK).open("a")
+    except OSError as exc:
+        raise write_error(index_dir, exc) from exc
+    with handle:
         deadline = time.monotonic() + wait_seconds
         while True:
             try:
@@ -219,6 +291,109 @@ def write_lock(index_dir: Path, wait_seconds: float = 10.0) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- generations
+
+def generations(index_dir: Path) -> list[Path]:
+    """The generation folders of an index, oldest first (their names begin with the time
+    they were written)."""
+    try:
+        entries = list(Path(index_dir).iterdir())
+    except OSError:
+        return []
+    return sorted((p for p in entries if GENERATION_NAME.fullmatch(p.name)
+                   and p.is_dir() and not p.is_symlink()), key=lambda p: p.name)
+
+
+def _damaged(index_dir: Path, problem: str) -> IndexMismatchError:
+    return IndexMismatchError(f"The index at {index_dir} is damaged: {problem}. Nothing was changed. "
+                              f"{repair_hint(index_dir)}")
+
+
+def read_pointer(index_dir: Path) -> str | None:
+    """The name of the live generation that ``CURRENT`` holds, checked; None when there is
+    no index at all (no ``CURRENT`` and no generation).
+
+    ``CURRENT`` must be a plain file holding one generation name (``gen-…``, a folder
+    directly inside the index, not a link) whose folder has a manifest.
+
+    Raises:
+        IndexMismatchError: ``CURRENT`` is missing beside generations, unreadable, not text,
+            names something that is not a generation of this index, or a missing one.
+    """
+    pointer = index_dir / CURRENT
+    if not os.path.lexists(pointer):
+        if generations(index_dir):
+            raise _damaged(index_dir, f"its {CURRENT} file is missing, but it holds generation folders")
+        return None
+    if pointer.is_symlink() or not pointer.is_file():
+        raise _damaged(index_dir, f"{CURRENT} is not a plain file")
+    try:
+        with pointer.open("rb") as f:
+            raw = f.read(4096)
+    except OSError as exc:
+        raise _damaged(index_dir, f"{CURRENT} cannot be read ({exc.strerror or exc})") from exc
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise _damaged(index_dir, f"{CURRENT} does not hold a generation name (not UTF-8 text)") from None
+    if not GENERATION_NAME.fullmatch(name):
+        raise _damaged(index_dir, f"{CURRENT} holds {name[:80]!r}, which is not the name of a "
+                                  "generation folder inside the index")
+    gen = index_dir / name
+    if gen.is_symlink() or not (gen / MANIFEST).is_file():
+        raise _damaged(index_dir, f"{CURRENT} names {name}, which is missing or has no {MANIFEST}")
+    return name
+
+
+def _pointer_or_none(index_dir: Path) -> str | None:
+    """Best effort, for messages: the generation ``CURRENT`` names when it is usable."""
+    try:
+        name = (index_dir / CURRENT).read_bytes()[:4096].decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name if GENERATION_NAME.fullmatch(name) and (index_dir / name).is_dir() else None
+
+
+# The generations this process made current (the command line's Ctrl-C message says
+# whether the index was already updated).
+SWITCHED: list[str] = []
+
+
+@contextlib.contextmanager
+def _no_ctrl_c() -> Iterator[None]:
+    """Hold Ctrl-C back (main thread only) while the switch and its record happen together."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _write_pointer(index_dir: Path, name: str) -> None:
+    """Point ``CURRENT`` at generation ``name``: written aside, fsynced, then renamed over
+    it (the atomic switch). A damaged ``CURRENT`` that is a folder is moved aside first
+    (``.CURRENT.damaged-…``), not deleted."""
+    pointer = index_dir / f".{CURRENT}.tmp-{os.getpid()}"
+    target = index_dir / CURRENT
+    if target.is_dir() and not target.is_symlink():
+        os.rename(target, index_dir / f".{CURRENT}.damaged-{time.time_ns()}")
+    try:
+        with pointer.open("w", encoding="utf-8") as f:
+            f.write(name + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with _no_ctrl_c():
+            os.replace(pointer, target)
+            SWITCHED.append(name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            pointer.unlink()
+        raise
 
 
 def write_index(
@@ -241,12 +416,23 @@ def write_index(
     (:func:`indexer.ann.choose_index`).
 
     Returns the generation's folder.
+
+    Raises:
+        IndexWriteError: the folder is read-only or the disk is full (nothing changed).
     """
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}-{os.getpid()}"
-    tmp = index_dir / f".tmp-{name}"
-    tmp.mkdir()
     try:
+        previous: str | None = read_pointer(index_dir)
+        known = True
+    except IndexMismatchError:
+        previous, known = None, False  # a damaged pointer: keep every generation there is
+    now = time.time_ns()  # one reading: names sort in the order generations were written
+    name = f"gen-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now // 10**9))}-{now % 10**9:09d}-{os.getpid()}"
+    tmp = index_dir / f".tmp-{name}"
+    gen = index_dir / name
+    live = False
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
         with (tmp / "documents.jsonl").open("w", encoding="utf-8") as f:
             for doc in documents:
                 f.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
@@ -276,33 +462,48 @@ def write_index(
             "files": _file_table(tmp),
             **(extra or {}),
         }
+        Manifest.from_json(manifest)  # what is written is what a load accepts
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
                                     encoding="utf-8")
         _fsync_tree(tmp)
-        gen = index_dir / name
         os.rename(tmp, gen)
-        pointer = index_dir / f".{CURRENT}.tmp-{os.getpid()}"
-        pointer.write_text(name + "\n", encoding="utf-8")
-        with pointer.open("rb") as f:
-            os.fsync(f.fileno())
-        os.replace(pointer, index_dir / CURRENT)  # the atomic switch
+        _write_pointer(index_dir, name)  # the atomic switch
+        live = True
+    except OSError as exc:
+        _discard(tmp, gen, live)
+        raise write_error(index_dir, exc) from exc
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp, gen, live)
         raise
-    _remove_old_generations(index_dir, keep=name)
+    _remove_old_generations(index_dir, keep={name, previous} if known else None)
     return gen
 
 
-def _remove_old_generations(index_dir: Path, keep: str) -> None:
-    """Delete leftovers and all generations but the new one and the one before it (a
-    reader that resolved ``CURRENT`` just before the switch may still be loading it)."""
-    generations = sorted((p for p in index_dir.iterdir() if p.name.startswith("gen-")),
-                         key=lambda p: p.stat().st_mtime_ns)
-    previous = [p.name for p in generations if p.name != keep][-1:]
-    for path in index_dir.iterdir():
-        if path.name in (keep, *previous):
-            continue
-        if path.name.startswith("gen-") or path.name.startswith(".tmp-"):
+def _discard(tmp: Path, gen: Path, live: bool) -> None:
+    """Remove what a failed write left: its temporary folder, and its generation unless
+    ``CURRENT`` already names it."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not live:
+        shutil.rmtree(gen, ignore_errors=True)
+
+
+def _remove_old_generations(index_dir: Path, keep: set[str | None] | None) -> None:
+    """Delete leftovers of interrupted writes (``.tmp-*`` folders, ``.CURRENT.tmp-*``
+    files) and every generation but those in ``keep``: the new one and the one that was
+    live before it (a reader that resolved ``CURRENT`` just before the switch may still be
+    loading it). A generation that was never live (a write killed between its rename and
+    the switch) is not kept. With ``keep`` None (the old pointer was damaged, so which
+    generation was live is unknown), no generation is deleted."""
+    for path in list(index_dir.iterdir()):
+        if path.name.startswith(".tmp-"):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(f".{CURRENT}.tmp-"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+    if keep is None:
+        return
+    for path in generations(index_dir):
+        if path.name not in keep:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -311,75 +512,127 @@ def current_generation(index_dir: Path) -> Path:
 
     Raises:
         IndexNotFoundError: there is no index at ``index_dir``.
-        IndexMismatchError: ``CURRENT`` names a folder that is missing.
+        IndexMismatchError: ``CURRENT`` is damaged or names a folder that is missing.
     """
-    pointer = index_dir / CURRENT
-    if not pointer.is_file():
+    name = read_pointer(index_dir)
+    if name is None:
         raise IndexNotFoundError(
             f"No index at {index_dir}. Build it with: {build_command(index_dir)} {SEEDS_CAVEAT}"
         )
-    gen = index_dir / pointer.read_text(encoding="utf-8").strip()
-    if not (gen / MANIFEST).is_file():
-        raise IndexMismatchError(
-            f"The index at {index_dir} is damaged (missing {gen.name}/{MANIFEST}). "
-            f"{rebuild_hint(index_dir)}"
-        )
-    return gen
+    return index_dir / name
 
 
-def read_manifest(index_dir: Path, gen: Path | None = None) -> dict[str, Any]:
-    """The manifest of generation ``gen`` (default: the current one)."""
+def read_manifest(index_dir: Path, gen: Path | None = None) -> Manifest:
+    """The parsed and checked manifest of generation ``gen`` (default: the current one).
+
+    Raises:
+        IndexNotFoundError: no index.
+        IndexMismatchError: the manifest is unreadable, of another format or version, or
+            malformed (a missing field, a wrong type), naming the rebuild command.
+    """
     gen = current_generation(index_dir) if gen is None else gen
     try:
-        manifest: dict[str, Any] = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
+        raw = json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexMismatchError(
             f"The index manifest at {gen / MANIFEST} cannot be read ({exc}). "
-            f"{rebuild_hint(index_dir)}"
+            f"{repair_hint(index_dir)}"
         ) from exc
-    return manifest
+    try:
+        return Manifest.from_json(raw)
+    except ManifestError as exc:
+        what = (f"{index_dir} does not hold a Verbatim index" if "Verbatim index" in str(exc)
+                else f"The index manifest at {gen / MANIFEST} {exc}")
+        raise IndexMismatchError(f"{what}. {repair_hint(index_dir)}") from exc
 
 
-def check_manifest(manifest: dict[str, Any], index_dir: Path) -> None:
-    """Refuse an index of another format or version, naming the rebuild command."""
-    problem = None
-    if manifest.get("format") != FORMAT_NAME:
-        problem = f"{index_dir} does not hold a Verbatim index."
-    elif manifest.get("format_version") != FORMAT_VERSION:
-        problem = (f"The index at {index_dir} has format version {manifest.get('format_version')}; "
-                   f"this version of Verbatim reads version {FORMAT_VERSION}.")
-    else:
-        missing = [key for key in ("model", "chunking", "corpus", "files") if key not in manifest]
-        if missing:
-            problem = f"The index manifest at {index_dir} lacks {missing[0]!r}."
-    if problem:
-        raise IndexMismatchError(f"{problem} {rebuild_hint(index_dir)}")
+# The data files every generation has, besides the two BM25 folders.
+_BM25_FOLDERS = ("bm25/", "bm25_sentences/")
 
 
-def verify_files(gen: Path, manifest: dict[str, Any], index_dir: Path, *, full: bool) -> None:
-    """Check every file the manifest lists: present, same size, and (``full``) same sha256.
+def verify_files(gen: Path, manifest: Manifest, index_dir: Path, *, full: bool) -> None:
+    """Check every file the manifest lists: present, same size, and (``full``) same sha256;
+    and that it lists every data file.
 
     Raises:
         IndexMismatchError: naming the first bad file and the rebuild command.
     """
-    files: dict[str, dict[str, Any]] = manifest["files"]
-    for rel, meta in files.items():
+    listed = set(manifest.files)
+    missing = [f for f in DATA_FILES if f not in listed] + [
+        d for d in _BM25_FOLDERS if not any(name.startswith(d) for name in listed)]
+    if missing:
+        raise IndexMismatchError(f"The index manifest at {gen / MANIFEST} does not list {missing[0]}. "
+                                 f"{repair_hint(index_dir)}")
+    for rel, meta in manifest.files.items():
         path = gen / rel
         problem = None
         if not path.is_file():
             problem = "is missing"
-        elif path.stat().st_size != meta["bytes"]:
-            problem = f"has {path.stat().st_size} bytes, the manifest says {meta['bytes']} (truncated?)"
-        elif full and sha256_file(path) != meta["sha256"]:
+        elif path.stat().st_size != meta.bytes:
+            problem = f"has {path.stat().st_size} bytes, the manifest says {meta.bytes} (truncated?)"
+        elif full and sha256_file(path) != meta.sha256:
             problem = "does not match its checksum (corrupt)"
         if problem:
-            raise IndexMismatchError(
-                f"Index file {rel} {problem}. {rebuild_hint(index_dir)}"
-            )
+            raise IndexMismatchError(f"Index file {rel} {problem}. {repair_hint(index_dir)}")
 
 
-def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | None = None) -> IndexData:
-    """Load the current generation after checking its manifest and files.
+_DOCUMENT_FIELDS = {"doc_id": str, "title": str, "source": str, "text": str, "sha256": str}
+_OPTIONAL_FIELDS = ("url", "date", "note")
+
+
+def _document(line: str) -> Document:
+    raw = json.loads(line)
+    if not isinstance(raw, dict):
+        raise ValueError("a documents.jsonl line is not a JSON object")
+    for key, kind in _DOCUMENT_FIELDS.items():
+        if not isinstance(raw.get(key), kind):
+            raise ValueError(f"a document's {key!r} is missing or not a string")
+    for key in _OPTIONAL_FIELDS:
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ValueError(f"a document's {key!r} is not a string")
+    unknown = set(raw) - set(_DOCUMENT_FIELDS) - set(_OPTIONAL_FIELDS)
+    if unknown:
+        raise ValueError(f"a document has the unknown field {sorted(unknown)[0]!r}")
+    return Document(**raw)
+
+
+def _check_shapes(manifest: Manifest, documents: tuple[Document, ...], chunks: np.ndarray,
+                  sentences: np.ndarray, chunk_index: faiss.Index, sentence_vectors: np.ndarray) -> str | None:
+    """What is inconsistent between the arrays and the manifest, or None: counts, shapes,
+    the vector dimension, and every row's document, offsets and sentence range."""
+    dim = manifest.model.dimension
+    corpus = manifest.corpus
+    if (len(documents), len(chunks), len(sentences)) != (corpus.documents, corpus.chunks, corpus.sentences):
+        return "counts differ from its manifest"
+    if chunks.ndim != 2 or chunks.shape[1] != 5 or sentences.ndim != 2 or sentences.shape[1] != 3:
+        return "the passage or sentence table has the wrong shape"
+    if chunks.dtype != np.int64 or sentences.dtype != np.int64:
+        return "the passage or sentence table has the wrong type"
+    if chunk_index.d != dim or chunk_index.ntotal != len(chunks):
+        return (f"the passage vectors have {chunk_index.d} dimensions and {chunk_index.ntotal} rows; "
+                f"the manifest says {dim} and {len(chunks)}")
+    if sentence_vectors.dtype != np.float32 or sentence_vectors.shape != (len(sentences), dim):
+        return (f"the sentence vectors have shape {tuple(sentence_vectors.shape)}; the manifest says "
+                f"({len(sentences)}, {dim})")
+    lengths = np.array([len(d.text) for d in documents], dtype=np.int64)
+    c, t = np.asarray(chunks), np.asarray(sentences)
+    for rows, what in ((c, "passage"), (t, "sentence")):
+        if len(rows) and not (
+                (rows[:, 0] >= 0).all() and (rows[:, 0] < len(documents)).all()
+                and (rows[:, 1] >= 0).all() and (rows[:, 1] <= rows[:, 2]).all()
+                and (rows[:, 2] <= lengths[np.clip(rows[:, 0], 0, max(len(documents) - 1, 0))]).all()):
+            return f"a {what} row points outside its article"
+    if len(c) and not ((c[:, 3] >= 0).all() and (c[:, 3] < c[:, 4]).all() and (c[:, 4] <= len(t)).all()
+                       and (t[c[:, 3], 0] == c[:, 0]).all() and (t[c[:, 4] - 1, 0] == c[:, 0]).all()
+                       and (t[c[:, 3], 1] == c[:, 1]).all() and (t[c[:, 4] - 1, 2] == c[:, 2]).all()):
+        return "a passage's sentence range does not match its offsets"
+    return None
+
+
+def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | None = None,
+               generation: str | None = None) -> IndexData:
+    """Load the current generation (or ``generation``) after checking its manifest, files,
+    shapes and rows.
 
     ``full_check`` compares every file's sha256 with the manifest (default: only when the
     index is at most ``FULL_CHECK_BYTES``; sizes are always compared).
@@ -388,42 +641,35 @@ def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | N
         IndexNotFoundError, IndexMismatchError: with the command that fixes it.
     """
     index_dir = Path(index_dir)
-    gen = current_generation(index_dir)
+    gen = index_dir / generation if generation else current_generation(index_dir)
     manifest = read_manifest(index_dir, gen)
-    check_manifest(manifest, index_dir)
-    total = sum(m["bytes"] for m in manifest["files"].values())
-    verify_files(gen, manifest, index_dir, full=total <= FULL_CHECK_BYTES if full_check is None else full_check)
+    full = manifest.total_bytes <= FULL_CHECK_BYTES if full_check is None else full_check
+    verify_files(gen, manifest, index_dir, full=full)
     try:
         with (gen / "documents.jsonl").open(encoding="utf-8") as f:
-            documents = tuple(Document(**json.loads(line)) for line in f)
+            documents = tuple(_document(line) for line in f)
         mode = "r" if mmap else None
         chunks = np.load(gen / "chunks.npy", mmap_mode=mode)
         sentences = np.load(gen / "sentences.npy", mmap_mode=mode)
         sentence_vectors = np.load(gen / "sentence_vectors.npy", mmap_mode=mode)
-        spec = manifest.get("vector_index", {"type": "flat"})
-        chunk_index = read_vector_index(gen / "chunk_vectors.faiss", spec, mmap=mmap)
+        chunk_index = read_vector_index(gen / "chunk_vectors.faiss", manifest.vector_index, mmap=mmap)
         bm25 = bm25s.BM25.load(str(gen / "bm25"), mmap=mmap, show_progress=False)
         sentence_bm25 = bm25s.BM25.load(str(gen / "bm25_sentences"), mmap=mmap, show_progress=False)
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise IndexMismatchError(
-            f"The index at {index_dir} cannot be read ({exc}). "
-            f"{rebuild_hint(index_dir)}"
+            f"The index at {index_dir} cannot be read ({exc}). {repair_hint(index_dir)}"
         ) from exc
-    corpus = manifest["corpus"]
-    if (len(documents), len(chunks), len(sentences)) != (
-        corpus["documents"], corpus["chunks"], corpus["sentences"]
-    ) or chunk_index.ntotal != len(chunks) or len(sentence_vectors) != len(sentences):
-        raise IndexMismatchError(
-            f"The index at {index_dir} is inconsistent (counts differ from its manifest). "
-            f"{rebuild_hint(index_dir)}"
-        )
+    problem = _check_shapes(manifest, documents, chunks, sentences, chunk_index, sentence_vectors)
+    if problem:
+        raise IndexMismatchError(f"The index at {index_dir} is inconsistent: {problem}. "
+                                 f"{repair_hint(index_dir)}")
     return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors,
                      bm25, sentence_bm25)
 
 
 def verify_index(index_dir: str | Path) -> list[str]:
-    """Fully check an index: manifest, every file's size and sha256, counts, and each
-    article's source file against the indexed content.
+    """Fully check an index: manifest, every file's size and sha256, counts, shapes and
+    rows, and each article's source file against the indexed content.
 
     Returns:
         Warnings about source files that changed or disappeared since indexing (the index
@@ -443,3 +689,52 @@ def verify_index(index_dir: str | Path) -> list[str]:
             warnings.append(f"{doc.doc_id}: source file {doc.source} changed since it was indexed; "
                             f"update it with: python -m indexer add {doc.source}")
     return warnings
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What :func:`repair_index` did: the generation now live, and whether it switched."""
+
+    generation: str
+    switched: bool
+    documents: int
+    damaged: tuple[str, ...] = ()  # newer generations found damaged and passed over
+
+
+def repair_index(index_dir: str | Path) -> Repair:
+    """Make ``CURRENT`` name the newest fully intact generation, when it names none.
+
+    Nothing is deleted: an intact current generation is left as it is; otherwise every
+    generation is checked in full (manifest, checksums, shapes), newest first, and the
+    first intact one becomes current (atomically, under the writer lock).
+
+    Raises:
+        IndexNotFoundError: no index at all.
+        IndexMismatchError: no generation is intact (names the rebuild command).
+        IndexLockedError, IndexWriteError: as for any write.
+    """
+    index_dir = Path(index_dir)
+    with write_lock(index_dir):
+        try:
+            current = read_pointer(index_dir)
+        except IndexMismatchError:
+            current = None
+        else:
+            if current is None:
+                raise IndexNotFoundError(f"No index at {index_dir}: nothing to repair. Build it "
+                                         f"with: {build_command(index_dir)} {SEEDS_CAVEAT}")
+        damaged = []
+        for gen in reversed(generations(index_dir)):
+            try:
+                index = load_index(index_dir, full_check=True, generation=gen.name)
+            except IndexMismatchError:
+                damaged.append(gen.name)
+                continue
+            if gen.name != current:
+                try:
+                    _write_pointer(index_dir, gen.name)
+                except OSError as exc:
+                    raise write_error(index_dir, exc) from exc
+            return Repair(gen.name, gen.name != current, len(index.documents), tuple(damaged))
+    raise IndexMismatchError(f"No generation of the index at {index_dir} is intact. "
+                             f"{rebuild_hint(index_dir)}")

@@ -7,15 +7,17 @@ stored texts (fast), and the new generation replaces the old one atomically.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from indexer.build import BuildResult, build_index
+from indexer.build import BuildResult, Precomputed, build_index, embed_ahead
 from indexer.documents import Skipped
 from indexer.embedding import Embedder
-from indexer.errors import DocumentError, IndexNotFoundError
+from indexer.errors import DocumentError, IndexNotFoundError, IndexWriteError
 from indexer.settings import Settings
 from indexer.store import IndexData, load_index, write_lock
 from indexer.types import Document
@@ -65,6 +67,14 @@ def _current(settings: Settings) -> IndexData | None:
         return None
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two recorded sources are one file (by inode when both exist, else by path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
 def add_documents(
     new_docs: Sequence[Document],
     settings: Settings,
@@ -72,20 +82,32 @@ def add_documents(
     *,
     skipped: Sequence[Skipped] = (),
     show_progress: bool = False,
+    on_accept: Callable[[Sequence[Document]], None] | None = None,
 ) -> UpdateReport:
     """Add or update articles. A document whose id exists is replaced when its content
-    changed; an article whose content equals another article's is reported and skipped.
+    changed and it comes from the same file; a different file with an indexed article's id
+    is skipped (it would replace that article: rename it, or remove the other first), and an
+    article whose content equals another article's is reported and skipped.
 
     Creates the index when there is none yet, and rebuilds it when it was built with other
     chunking settings or another model. The writer lock is held from reading the current
-    index to writing the new one, so a concurrent update cannot be lost.
+    index to writing the new one, so a concurrent update cannot be lost; the new articles
+    are embedded before it is taken (:func:`indexer.build.embed_ahead`). ``on_accept`` is
+    called under the lock with the documents that will be added or updated, before the new
+    index is written (uploads save their files there).
     """
+    # Embedding is the slow part: done before the lock (against the index as it is now), so
+    # that the lock is held only to merge with the index as it is then, and to write.
+    ahead = embed_ahead(new_docs, settings, embedder, previous=_current(settings),
+                        show_progress=show_progress)
     with write_lock(settings.index_dir):
-        return _add_locked(new_docs, settings, embedder, skipped, show_progress)
+        return _add_locked(new_docs, settings, embedder, skipped, show_progress, on_accept, ahead)
 
 
 def _add_locked(new_docs: Sequence[Document], settings: Settings, embedder: Embedder,
-                skipped: Sequence[Skipped], show_progress: bool) -> UpdateReport:
+                skipped: Sequence[Skipped], show_progress: bool,
+                on_accept: Callable[[Sequence[Document]], None] | None,
+                ahead: Precomputed) -> UpdateReport:
     previous = _current(settings)
     existing = {d.doc_id: d for d in previous.documents} if previous else {}
     by_hash = {d.sha256: d.doc_id for d in existing.values()}
@@ -100,19 +122,27 @@ def _add_locked(new_docs: Sequence[Document], settings: Settings, embedder: Embe
         if twin is not None and twin != doc.doc_id:
             skips.append(Skipped(doc.source, f"duplicate: same content as the indexed article {twin!r}"))
             continue
+        if old is not None and not _same_file(old.source, doc.source):
+            skips.append(Skipped(doc.source, (
+                f"an indexed article already has the id {doc.doc_id!r} (from {old.source}), and this "
+                "file would replace it; rename this file to add it as another article, or remove "
+                f"that one first: python -m indexer remove {doc.doc_id}")))
+            continue
         (updated if old is not None else added).append(doc.doc_id)
         merged[doc.doc_id] = doc
         by_hash[doc.sha256] = doc.doc_id
     stale = previous is not None and (
-        previous.manifest["chunking"] != asdict(settings.chunking)
-        or previous.manifest["model"]["name"] != embedder.name)
+        previous.manifest.chunking != settings.chunking
+        or previous.manifest.model.name != embedder.name)
     result = None
     if added or updated or stale or previous is None:
         if not merged:
             return UpdateReport(skipped=tuple(skips))
+        if on_accept is not None:
+            on_accept([merged[i] for i in (*added, *updated)])
         result = build_index(list(merged.values()), settings, embedder, previous=previous,
                              sources=[d.source for d in sorted(merged.values(), key=lambda d: d.doc_id)],
-                             show_progress=show_progress, locked=True)
+                             show_progress=show_progress, locked=True, precomputed=ahead)
     return UpdateReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged),
                         skipped=tuple(skips), result=result)
 
@@ -148,7 +178,7 @@ def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedde
     # index records, so that every vector is reused (none mixed in) and nothing is embedded.
     same = replace(settings, chunking=previous.chunking)
     as_recorded = LazyEmbedder(embedder.name, embedder.dimension, lambda: embedder,
-                               backend=previous.manifest["model"].get("backend", "torch"))
+                               backend=previous.manifest.model.backend)
     result = build_index(keep, same, as_recorded, previous=previous,
                          sources=[d.source for d in keep], locked=True)
     return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
@@ -159,28 +189,46 @@ def upload_articles(
 ) -> UpdateReport:
     """Save files uploaded from the browser into ``settings.upload_dir`` and add them.
 
-    Names are sanitised (no directories, no path tricks); a file over the size limit or
-    that cannot be read is skipped with its reason, never written over an existing one
-    unless it has the same name (an update of that article).
+    Each file is saved under :func:`indexer.loaders.upload_name` of its name (no folders,
+    no path tricks; two different names never share a file, and the same name updates its
+    article). A file over a limit or that cannot be read, a second file of the upload with
+    the same name, and a file that would replace an article from elsewhere are skipped with
+    their reasons; only the files of added or updated articles are written, each atomically.
     """
-    from indexer.documents import document_from_bytes
-    from indexer.loaders import safe_upload_name
+    from indexer.documents import check_article, check_size, document_from_bytes
+    from indexer.loaders import upload_name
 
-    settings.upload_dir.mkdir(parents=True, exist_ok=True)
     docs: list[Document] = []
     skipped: list[Skipped] = []
+    payload: dict[str, bytes] = {}
     for name, data in files:
+        target: Path | None = None
         try:
-            target = settings.upload_dir / safe_upload_name(name)
-            if len(data) > settings.max_file_bytes:
-                raise DocumentError(f"{name}: {len(data):,} bytes is over the limit of "
-                                    f"{settings.max_file_bytes:,} (setting VERBATIM_MAX_FILE_BYTES)")
-            doc = document_from_bytes(target, data)
+            target = settings.upload_dir / upload_name(name)
+            if str(target) in payload:
+                raise DocumentError(f"{target}: another file of this upload has the same name; "
+                                    "rename one of them and upload it again")
+            check_size(target, len(data), settings.limits)
+            doc = document_from_bytes(target, data, settings.limits)
+            check_article(doc, settings.limits, settings.chunking)
         except DocumentError as exc:
-            skipped.append(Skipped(name, str(exc)))
+            skipped.append(Skipped(name, Skipped.because(target or name, exc).reason))
             continue
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(data)
-        tmp.replace(target)  # atomic: a half-written upload never replaces an article
+        payload[str(target)] = data
         docs.append(doc)
-    return add_documents(docs, settings, embedder, skipped=skipped)
+
+    def save(accepted: Sequence[Document]) -> None:
+        try:
+            settings.upload_dir.mkdir(parents=True, exist_ok=True)
+            for doc in accepted:
+                target = Path(doc.source)
+                tmp = target.with_name(f".{target.name}.part")
+                tmp.write_bytes(payload[doc.source])
+                tmp.replace(target)  # atomic: a half-written upload never replaces an article
+        except OSError as exc:
+            raise IndexWriteError(
+                f"Cannot save the uploaded files in {settings.upload_dir} ({exc.strerror or exc}). "
+                "Make that folder writable, or point VERBATIM_UPLOAD_DIR at one that is; the index "
+                "is unchanged.") from exc
+
+    return add_documents(docs, settings, embedder, skipped=skipped, on_accept=save)

@@ -1,7 +1,24 @@
-"""Query time: load the index, answer questions with exactly cited passages."""
+"""Query time: load the index, answer questions with exactly cited passages.
 
-from retrieval.fusion import rrf_fuse
-from retrieval.searcher import RankMode, Searcher, check_question
-from retrieval.types import AnswerSpan, Hit, Result
+The names below are imported on first use (``import retrieval`` loads nothing heavy).
+"""
 
-__all__ = ["AnswerSpan", "Hit", "RankMode", "Result", "Searcher", "check_question", "rrf_fuse"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "rrf_fuse": "retrieval.fusion",
+    "RankMode": "retrieval.searcher", "Searcher": "retrieval.searcher",
+    "check_question": "retrieval.searcher",
+    "AnswerSpan": "retrieval.types", "Hit": "retrieval.types", "Result": "retrieval.types",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'retrieval' has no attribute {name!r}")

@@ -6,12 +6,31 @@
 
 from __future__ import annotations
 
-import argparse
-import json
+import _signal  # the C module, always loaded: installing the handler imports nothing
+import os
 import sys
-import textwrap
 
-from indexer.errors import QuestionError, VerbatimError
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C at any moment, imports included: a message and exit code 130, at once (a
+    KeyboardInterrupt can be swallowed, or turned into an ImportError inside a C
+    extension; this cannot). Nothing here writes, so there is nothing to undo."""
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - interrupted in the middle of a write
+        pass
+    os.write(2, b"interrupted.\n")
+    os._exit(130)
+
+
+if __name__ == "__main__":
+    _signal.signal(_signal.SIGINT, _interrupted)
+
+import argparse  # noqa: E402
+import textwrap  # noqa: E402
+
+from indexer.errors import QuestionError, VerbatimError  # noqa: E402
+from indexer.terminal import json_line, printable  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,15 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quote(text: str) -> str:
+    """An answer sentence, wrapped and indented, safe for a terminal."""
+    return textwrap.fill(f"» {printable(text)}", width=100, initial_indent="   ", subsequent_indent="     ")
+
+
 def _print_human(result, out) -> None:  # type: ignore[no-untyped-def]
-    print(f"Q: {result.question}", file=out)
+    print(f"Q: {printable(result.question)}", file=out)
     if not result.answerable:
         print("The articles don't seem to answer this. The nearest passages (weak matches):", file=out)
     for hit in result.hits:
-        print(f"\n{hit.rank}. {hit.title}", file=out)
-        print(f"   {hit.source} [{hit.start}:{hit.end}]  score {hit.score:.4f}", file=out)
-        print(textwrap.fill(f"» {hit.answer.text}", width=100, initial_indent="   ",
-                            subsequent_indent="     "), file=out)
+        print(f"\n{hit.rank}. {printable(hit.title)}", file=out)
+        print(f"   {printable(hit.source)} [{hit.start}:{hit.end}]  score {hit.score:.4f}", file=out)
+        print(_quote(hit.answer.text), file=out)
     print(file=out)
 
 
@@ -68,20 +91,19 @@ def _compare(args: argparse.Namespace) -> int:
     check_question(args.question, settings.max_question_chars)
     comparison = compare(Searcher.load(settings), args.question)
     if args.json:
-        print(json.dumps(comparison.to_json(), ensure_ascii=False))
+        print(json_line(comparison.to_json()))
         return 0
-    print(f"Q: {comparison.question}\n")
+    print(f"Q: {printable(comparison.question)}\n")
     for view in comparison.articles:
         group = f" [group {view.group}]" if view.group is not None else ""
-        print(f"{'●' if view.mentioned else '○'} {view.title}  ({view.source}){group}")
+        print(f"{'●' if view.mentioned else '○'} {printable(view.title)}  ({printable(view.source)}){group}")
         if view.mentioned and view.hit is not None:
             print(f"   relevance {view.score:.2f}  [{view.hit.start}:{view.hit.end}]")
-            print(textwrap.fill(f"» {view.hit.answer.text}", width=100, initial_indent="   ",
-                                subsequent_indent="     "))
+            print(_quote(view.hit.answer.text))
         else:
             print("   not mentioned")
     for note in comparison.conflicts:
-        print(f"\nNote: {note}")
+        print(f"\nNote: {printable(note)}")
     return 0
 
 
@@ -100,21 +122,21 @@ def _ask(args: argparse.Namespace) -> int:
     for question in args.questions:
         result = searcher.ask(question, args.top_k)
         if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            print(json_line(result.to_json()), flush=True)
         else:
             _print_human(result, sys.stdout)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         return _compare(args) if args.command == "compare" else _ask(args)
     except QuestionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, multiline=True)}", file=sys.stderr)
         return 2
     except VerbatimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, multiline=True)}", file=sys.stderr)
         return 3
     except BrokenPipeError:
         return 0

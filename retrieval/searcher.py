@@ -58,12 +58,18 @@ def check_question(question: str, max_chars: int) -> str:
     """The question without surrounding whitespace.
 
     Raises:
-        QuestionError: empty, or longer than ``max_chars``.
+        QuestionError: empty, longer than ``max_chars``, or holding bytes that are not
+            text (undecodable command-line bytes).
     """
     question = question.strip()
     if not question:
         raise QuestionError("The question is empty. Type a question about the articles, "
                             "for example: When did Turkey join NATO?")
+    broken = next((i for i, ch in enumerate(question) if "\ud800" <= ch <= "\udfff"), None)
+    if broken is not None:
+        # Python turns bytes that are not UTF-8 in a command line into lone surrogates.
+        raise QuestionError(f"The question holds bytes that are not UTF-8 text (at character "
+                            f"{broken + 1}). Type it again, in a terminal set to UTF-8.")
     if len(question) > max_chars:
         raise QuestionError(
             f"The question is {len(question):,} characters long; the limit is {max_chars:,} "
@@ -90,11 +96,11 @@ class Searcher:
     """
 
     def __init__(self, index: IndexData, embedder: Embedder, settings: Settings) -> None:
-        model = index.manifest["model"]
-        if embedder.name != model["name"] or embedder.dimension != model["dimension"]:
+        model = index.manifest.model
+        if embedder.name != model.name or embedder.dimension != model.dimension:
             raise IndexMismatchError(
-                f"The index at {settings.index_dir} was built with the model {model['name']!r} "
-                f"({model['dimension']} dimensions), but the configured model is "
+                f"The index at {settings.index_dir} was built with the model {model.name!r} "
+                f"({model.dimension} dimensions), but the configured model is "
                 f"{embedder.name!r} ({embedder.dimension}). Rebuild the index with: "
                 f"{_rebuild_command(index, settings)}"
             )
@@ -112,7 +118,7 @@ class Searcher:
         """
         index = load_index(settings.index_dir)
         if embedder is None:
-            wanted = index.manifest["model"]["name"]
+            wanted = index.manifest.model.name
             if wanted != settings.model_name:
                 raise IndexMismatchError(
                     f"The index at {settings.index_dir} was built with the model {wanted!r}, "

@@ -235,7 +235,7 @@ def test_vectors_are_reused_only_from_the_same_kind(tmp_path: Path, old: str | N
     folder = tmp_path / "index"
     first = build_with(old, folder)
     previous = load_index(folder)
-    assert previous.manifest["model"]["backend"] == (old or "torch")
+    assert previous.manifest.model.backend == (old or "torch")
     assert _reusable(previous, BackendEmbedder(new)) is reused
 
     embedder = BackendEmbedder(new)
@@ -248,7 +248,7 @@ def test_vectors_are_reused_only_from_the_same_kind(tmp_path: Path, old: str | N
         assert embedder.texts == first.texts  # everything embedded again
         assert result.reused_documents == ()
         assert result.embedded_chunks == result.chunks and result.embedded_sentences == result.sentences
-    assert load_index(folder).manifest["model"]["backend"] == new
+    assert load_index(folder).manifest.model.backend == new
 
 
 def test_a_changed_document_is_embedded_with_the_new_backend_only(tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ def test_removal_from_an_int8_index_never_loads_the_model(tmp_path: Path, config
     lazy = LazyEmbedder(FakeEmbedder().name, FakeEmbedder().dimension, explode, backend=configured)
     remove_documents(["a"], fake_settings(folder), lazy)
     manifest = load_index(folder).manifest
-    assert manifest["model"]["backend"] == "onnx-int8"
+    assert manifest.model.backend == "onnx-int8"
 
 
 def test_the_cli_lazy_embedder_carries_the_configured_backend(tmp_path: Path,

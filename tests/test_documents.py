@@ -10,6 +10,7 @@ import pytest
 
 from indexer.documents import first_url, load_documents, read_document, title_of
 from indexer.errors import DocumentError
+from indexer.settings import Limits
 from indexer.store import load_index
 from support import run_module
 
@@ -138,7 +139,7 @@ def test_read_document_errors(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("word " * 100, encoding="utf-8")
     with pytest.raises(DocumentError, match="over the limit"):
-        read_document(big, max_bytes=10)
+        read_document(big, Limits(max_file_bytes=10))
     with pytest.raises(DocumentError, match="cannot be read"):
         read_document(tmp_path / "absent.txt")
 

@@ -42,8 +42,8 @@ def test_the_seeds_index_holds_every_seed(seeds_index: Settings) -> None:
     assert [d.doc_id for d in data.documents] == [p.stem for p in seeds]
     for doc in data.documents:
         assert read_source(doc.source) == doc.text
-    assert data.manifest["model"]["name"] == "all-MiniLM-L6-v2"
-    assert data.manifest["model"]["dimension"] == 384
+    assert data.manifest.model.name == "all-MiniLM-L6-v2"
+    assert data.manifest.model.dimension == 384
 
 
 def test_when_did_turkey_join_nato(seeds_searcher: Searcher) -> None:

@@ -89,13 +89,13 @@ def test_manifest_and_arrays_survive_reload(fake_index: FakeIndex) -> None:
     settings, docs, embedder = fake_index.settings, fake_index.documents, fake_index.embedder
     data = load_index(settings.index_dir)
     m = data.manifest
-    assert m["format"] == "verbatim-index" and m["format_version"] == FORMAT_VERSION
-    assert m["model"] == {"name": embedder.name, "dimension": embedder.dimension, "normalized": True,
-                          "backend": "torch"}
-    assert m["chunking"] == asdict(settings.chunking) and data.chunking == settings.chunking
-    assert m["corpus"]["hash"] == corpus_hash(list(docs))
-    assert m["sources"] == [d.source for d in docs]
-    assert set(m["files"]) >= set(store.DATA_FILES)
+    assert m.format == "verbatim-index" and m.format_version == FORMAT_VERSION
+    assert asdict(m.model) == {"name": embedder.name, "dimension": embedder.dimension, "normalized": True,
+                               "backend": "torch"}
+    assert m.chunking == settings.chunking and data.chunking == settings.chunking
+    assert m.corpus.hash == corpus_hash(list(docs))
+    assert list(m.sources) == [d.source for d in docs]
+    assert set(m.files) >= set(store.DATA_FILES)
 
     # Documents come back identical, in build order.
     assert data.documents == docs
@@ -113,8 +113,8 @@ def test_manifest_and_arrays_survive_reload(fake_index: FakeIndex) -> None:
             fields.append(passage_field(doc.title, chunk.text))
     assert data.sentences.tolist() == [list(r) for r in expected_sentences]
     assert data.chunks.tolist() == [list(r) for r in expected_chunks]
-    assert m["corpus"] == {"hash": m["corpus"]["hash"], "documents": len(docs),
-                           "chunks": len(expected_chunks), "sentences": len(expected_sentences)}
+    assert asdict(m.corpus) == {"hash": m.corpus.hash, "documents": len(docs),
+                                "chunks": len(expected_chunks), "sentences": len(expected_sentences)}
     assert len(docs) < len(expected_chunks) < len(expected_sentences) + len(docs)
 
     for doc_row, start, end, lo, hi in data.chunks.tolist():

@@ -15,8 +15,8 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from support import FAKE_CHUNKING, FakeEmbedder
 from indexer.build import build_index
-from indexer.errors import DocumentError, IndexLockedError
-from indexer.settings import Settings
+from indexer.errors import DocumentError, IndexLockedError, IndexWriteError
+from indexer.settings import Limits, Settings
 from indexer.store import load_index, write_lock
 from indexer.types import Document
 from indexer.update import LazyEmbedder, add_documents, remove_documents, upload_articles
@@ -153,7 +153,7 @@ def test_a_failure_mid_update_keeps_the_previous_index(tmp_path: Path, monkeypat
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(indexer.store.np, "save", broken_save)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(IndexWriteError, match="injected.*the existing index is unchanged"):
         add_documents([doc("c", TOPICS["c"])], settings, embedder)
     monkeypatch.undo()
     assert_same(snapshot(settings.index_dir), before)
@@ -191,7 +191,7 @@ def test_uploads_are_saved_under_safe_names(tmp_path: Path) -> None:
         ("binary.txt", b"\x00\x01\x02 not text"),
         ("big.txt", b"x" * 50),
     ]
-    small = replace(settings, max_file_bytes=40)
+    small = replace(settings, limits=Limits(max_file_bytes=40))
     report = upload_articles(files[:4], settings, FakeEmbedder())
     assert sorted(report.added) == ["evil", "good"]
     assert {p.name for p in settings.upload_dir.iterdir()} == {"evil.txt", "good.md"}
@@ -236,7 +236,7 @@ def test_large_index_path_ivf_search_and_reuse(tmp_path: Path) -> None:
     embedder = FakeEmbedder()
     add_documents([doc(k, TOPICS[k]) for k in "abc"], settings, embedder)
     index = load_index(settings.index_dir)
-    assert index.manifest["vector_index"]["type"] == "ivf"
+    assert index.manifest.vector_index["type"] == "ivf"
     assert Searcher.load(settings, embedder).ask("volcano lava Iceland").hits[0].doc_id == "b"
     add_documents([doc("d", TOPICS["d"])], settings, embedder)
     fresh = replace(fake_settings(tmp_path / "fresh"), exact_max=2)
