@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import indexer.embedding as embedding
 import indexer.onnx_backend as onnx_backend
 from indexer.build import _reusable, vector_kind, build_index
 from indexer.embedding import load_embedder, resolve_backend
@@ -79,7 +80,19 @@ def export_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[bool, P
     """``default_onnx_dir(quantize)`` -> tmp folders (not created) for the duration of a test."""
     dirs = {False: tmp_path / "onnx-fp32", True: tmp_path / "onnx-int8"}
     monkeypatch.setattr(onnx_backend, "default_onnx_dir", lambda quantize=True: dirs[bool(quantize)])
+    # As on a CPU whose int8 kernels are exact (the choice below depends on it otherwise).
+    monkeypatch.setattr(embedding, "int8_is_exact", lambda: True)
     return dirs
+
+
+def test_auto_passes_over_int8_where_this_cpu_runs_it_inexactly(export_dirs: dict[bool, Path], model_dir: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    write_export(export_dirs[True], model_dir, quantize=True)
+    write_export(export_dirs[False], model_dir)
+    assert resolve_backend("auto", model_dir) == "onnx-int8"
+    monkeypatch.setattr(embedding, "int8_is_exact", lambda: False)
+    assert resolve_backend("auto", model_dir) == "onnx"
+    assert resolve_backend("onnx-int8", model_dir) == "onnx-int8"  # asked for by name: kept
 
 
 @pytest.fixture
