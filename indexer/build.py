@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from indexer.ann import choose_index
-from indexer.chunking import article_spans
+from indexer.chunking import article_spans, sentence_kinds
 from indexer.embedding import Embedder
 from indexer.lexical import build_bm25
 from indexer.manifest import ModelInfo
@@ -56,6 +56,7 @@ class _Layout:
 
     chunk_rows: list[tuple[int, int, int, int, int]] = field(default_factory=list)
     sentence_rows: list[tuple[int, int, int]] = field(default_factory=list)
+    sentence_kinds: list[int] = field(default_factory=list)  # indexer.chunking BODY/TITLE/HEADING
     chunk_fields: list[str] = field(default_factory=list)
     sentence_texts: list[str] = field(default_factory=list)
     doc_chunks: list[tuple[int, int]] = field(default_factory=list)  # [lo, hi) per document
@@ -69,6 +70,7 @@ def _layout(documents: Sequence[Document], settings: Settings) -> _Layout:
         first_sentence, first_chunk = len(out.sentence_rows), len(out.chunk_rows)
         index_of = {span: first_sentence + i for i, span in enumerate(spans)}
         out.sentence_rows.extend((row, s.start, s.end) for s in spans)
+        out.sentence_kinds.extend(sentence_kinds(doc.text, spans, doc.title))
         out.sentence_texts.extend(s.slice(doc.text) for s in spans)
         for chunk in chunks:
             lo = index_of[chunk.sentences[0]]
@@ -262,6 +264,7 @@ def build_index(
             documents=list(documents),
             chunks=np.array(layout.chunk_rows, dtype=np.int64).reshape(-1, 5),
             sentences=np.array(layout.sentence_rows, dtype=np.int64).reshape(-1, 3),
+            sentence_kinds=np.array(layout.sentence_kinds, dtype=np.uint8),
             chunk_vectors=chunk_vectors,
             sentence_vectors=sentence_vectors,
             bm25=bm25,

@@ -136,3 +136,74 @@ def article_spans(text: str, params: ChunkingParams, doc_id: str = "") -> tuple[
     cut = boilerplate_start(text)
     spans = [s for s in split_sentences(text) if s.start < cut]
     return spans, chunk_sentences(text, spans, params, doc_id)
+
+
+# What a sentence is, for choosing answers: headings are searchable context, never answers.
+BODY, TITLE, HEADING = 0, 1, 2
+_MAX_HEADING_WORDS = 15
+_MAX_QUESTION_HEADING_WORDS = 12
+_SENTENCE_END = re.compile(r"""[.!…:;,]["'”’)\]]*$""")
+_LIST_ITEM = re.compile(r"^(?:[-–—*•·▪●]|\d{1,3}[.)])\s")
+_HEADING_KEY = re.compile(r"[\W_]+")
+
+
+def _key(text: str) -> str:
+    return _HEADING_KEY.sub(" ", text.casefold()).strip()
+
+
+def _title_case(words: list[str]) -> bool:
+    """Most longer words capitalised, as in "Why Is Turkey Selling Drones to Ukraine?"."""
+    long = [w for w in words if sum(ch.isalpha() for ch in w) >= 4]
+    return bool(long) and sum(w[:1].isupper() for w in long) >= 0.6 * len(long)
+
+
+def sentence_kinds(text: str, spans: Sequence[Span], title: str = "") -> list[int]:
+    """For each sentence span of ``text``: :data:`TITLE`, :data:`HEADING` or :data:`BODY`.
+
+    Rules, per line (sentences never span a line break; news text is one paragraph a
+    line):
+
+    * every sentence of the first non-blank line is the TITLE, as is a line that repeats
+      it (or repeats ``title``, the title the format gave) anywhere in the article;
+    * a line that is one sentence on its own is a HEADING when it is a Markdown heading
+      (``# …``), or has at most 15 words and does not end like a sentence (``.``, ``!``,
+      ``…``, ``:``, ``;``, ``,``), or is a question of at most 12 words in title case
+      ("Why Is Turkey Selling Drones to Ukraine?"); list items ("- …", "1. …") stay BODY;
+    * everything else is BODY.
+
+    >>> text = "A headline\\n\\nIt rained. It poured.\\nThe Aftermath\\nRoads flooded."
+    >>> sentence_kinds(text, split_sentences(text))
+    [1, 0, 0, 2, 0]
+    """
+    kinds = [BODY] * len(spans)
+    first = next((m for m in _LINE.finditer(text) if m.group(0).strip()), None)
+    title_keys = {k for k in (_key(first.group(0).lstrip("\ufeff#")) if first else "", _key(title)) if k}
+    line_of: dict[int, list[int]] = {}
+    for i, span in enumerate(spans):
+        start = text.rfind("\n", 0, span.start) + 1
+        line_of.setdefault(start, []).append(i)
+    for start, members in line_of.items():
+        end = text.find("\n", start)
+        line = text[start: len(text) if end < 0 else end].strip().lstrip("\ufeff").strip()
+        if first is not None and start == first.start():
+            kind = TITLE
+        elif len(members) != 1:
+            continue
+        elif _key(line.lstrip("#")) in title_keys:
+            kind = TITLE
+        elif line.startswith("#"):
+            kind = HEADING
+        else:
+            words = line.split()
+            if _LIST_ITEM.match(line):
+                continue
+            if line.endswith("?"):
+                heading = len(words) <= _MAX_QUESTION_HEADING_WORDS and _title_case(words)
+            else:
+                heading = len(words) <= _MAX_HEADING_WORDS and not _SENTENCE_END.search(line)
+            if not heading:
+                continue
+            kind = HEADING
+        for i in members:
+            kinds[i] = kind
+    return kinds

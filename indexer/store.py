@@ -11,6 +11,7 @@ This module owns the format (see docs/index-format.md). Layout::
         documents.jsonl     one document a line, with its full source text
         chunks.npy          int64 [n_chunks, 5]: doc row, start, end, first sentence, end sentence
         sentences.npy       int64 [n_sentences, 3]: doc row, start, end
+        sentence_kinds.npy  uint8 [n_sentences]: 0 body, 1 title, 2 heading (never answers)
         chunk_vectors.faiss FAISS index of chunk embeddings (inner product): exact up to
                             indexer.ann.EXACT_MAX passages, IVF above (manifest "vector_index")
         sentence_vectors.npy float32 [n_sentences, dim]: sentence embeddings
@@ -58,6 +59,8 @@ CURRENT = "CURRENT"
 LOCK = ".lock"
 DATA_FILES = ("documents.jsonl", "chunks.npy", "sentences.npy", "chunk_vectors.faiss",
               "sentence_vectors.npy")
+# Written since 2026-12-01; derived from the texts when an older generation lacks it.
+KINDS_FILE = "sentence_kinds.npy"
 # Files whose checksums are verified on every load when the index is this small or smaller;
 # larger indexes check sizes on load and full checksums with `python -m indexer verify`.
 FULL_CHECK_BYTES = 256 * 1024 * 1024
@@ -152,6 +155,7 @@ class IndexData:
     sentence_vectors: np.ndarray  # float32 [m, dim], unit rows
     bm25: bm25s.BM25
     sentence_bm25: bm25s.BM25
+    sentence_kinds: np.ndarray  # uint8 [m]: indexer.chunking BODY, TITLE or HEADING
 
     @property
     def chunking(self) -> ChunkingParams:
@@ -402,6 +406,7 @@ def write_index(
     documents: list[Document],
     chunks: np.ndarray,
     sentences: np.ndarray,
+    sentence_kinds: np.ndarray,
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     bm25: bm25s.BM25,
@@ -438,6 +443,7 @@ def write_index(
                 f.write(json.dumps(asdict(doc), ensure_ascii=False) + "\n")
         np.save(tmp / "chunks.npy", np.ascontiguousarray(chunks, dtype=np.int64))
         np.save(tmp / "sentences.npy", np.ascontiguousarray(sentences, dtype=np.int64))
+        np.save(tmp / KINDS_FILE, np.ascontiguousarray(sentence_kinds, dtype=np.uint8))
         # Vectors are float32, C-contiguous and L2-normalised, so inner product is cosine.
         index = build_vector_index(np.ascontiguousarray(chunk_vectors, dtype=np.float32)
                                    .reshape(-1, int(model["dimension"])), vector_spec)
@@ -655,16 +661,35 @@ def load_index(index_dir: str | Path, *, mmap: bool = True, full_check: bool | N
         chunk_index = read_vector_index(gen / "chunk_vectors.faiss", manifest.vector_index, mmap=mmap)
         bm25 = bm25s.BM25.load(str(gen / "bm25"), mmap=mmap, show_progress=False)
         sentence_bm25 = bm25s.BM25.load(str(gen / "bm25_sentences"), mmap=mmap, show_progress=False)
+        kinds = (np.load(gen / KINDS_FILE) if KINDS_FILE in manifest.files
+                 else _derived_kinds(documents, np.asarray(sentences)))
     except (OSError, ValueError, RuntimeError, TypeError, KeyError) as exc:
         raise IndexMismatchError(
             f"The index at {index_dir} cannot be read ({exc}). {repair_hint(index_dir)}"
         ) from exc
     problem = _check_shapes(manifest, documents, chunks, sentences, chunk_index, sentence_vectors)
+    if problem is None and (kinds.shape != (len(sentences),) or kinds.dtype != np.uint8):
+        problem = "the sentence kinds do not match the sentences"
     if problem:
         raise IndexMismatchError(f"The index at {index_dir} is inconsistent: {problem}. "
                                  f"{repair_hint(index_dir)}")
     return IndexData(gen, manifest, documents, chunks, sentences, chunk_index, sentence_vectors,
-                     bm25, sentence_bm25)
+                     bm25, sentence_bm25, kinds)
+
+
+def _derived_kinds(documents: tuple[Document, ...], sentences: np.ndarray) -> np.ndarray:
+    """Sentence kinds for a generation written before they were stored (the same rule the
+    build applies: :func:`indexer.chunking.sentence_kinds`)."""
+    from indexer.chunking import sentence_kinds
+    from indexer.types import Span
+
+    kinds = np.zeros(len(sentences), dtype=np.uint8)
+    bounds = np.searchsorted(sentences[:, 0], np.arange(len(documents) + 1)) if len(sentences) else []
+    for row, doc in enumerate(documents):
+        lo, hi = (int(bounds[row]), int(bounds[row + 1])) if len(sentences) else (0, 0)
+        spans = [Span(int(s), int(e)) for s, e in sentences[lo:hi, 1:3]]
+        kinds[lo:hi] = sentence_kinds(doc.text, spans, doc.title)
+    return kinds
 
 
 def verify_index(index_dir: str | Path) -> list[str]:

@@ -74,9 +74,12 @@ def _quote(text: str) -> str:
 def _print_human(result, out) -> None:  # type: ignore[no-untyped-def]
     print(f"Q: {printable(result.question)}", file=out)
     if not result.answerable:
-        print("The articles don't seem to answer this. The nearest passages (weak matches):", file=out)
+        why = result.supports[0].reason if result.supports else "nothing comes close"
+        print(f"The articles don't seem to answer this ({printable(why)}). The nearest passages "
+              "(weak matches):", file=out)
     for hit in result.hits:
-        print(f"\n{hit.rank}. {printable(hit.title)}", file=out)
+        weak = "" if result.answers(hit.rank) else "  (weak match)"
+        print(f"\n{hit.rank}. {printable(hit.title)}{weak}", file=out)
         print(f"   {printable(hit.source)} [{hit.start}:{hit.end}]  score {hit.score:.4f}", file=out)
         print(_quote(hit.answer.text), file=out)
     print(file=out)
@@ -94,14 +97,17 @@ def _compare(args: argparse.Namespace) -> int:
         print(json_line(comparison.to_json()))
         return 0
     print(f"Q: {printable(comparison.question)}\n")
+    titles = {v.doc_id: v.title for v in comparison.articles}
     for view in comparison.articles:
-        group = f" [group {view.group}]" if view.group is not None else ""
-        print(f"{'●' if view.mentioned else '○'} {printable(view.title)}  ({printable(view.source)}){group}")
+        print(f"{'●' if view.mentioned else '○'} {printable(view.title)}  ({printable(view.source)})")
+        why = view.support.reason if view.support else "no passage of it comes close to the question"
         if view.mentioned and view.hit is not None:
             print(f"   relevance {view.score:.2f}  [{view.hit.start}:{view.hit.end}]")
             print(_quote(view.hit.answer.text))
+            if view.same_as:
+                print(f"   says the same as: {printable('; '.join(titles[d] for d in view.same_as))}")
         else:
-            print("   not mentioned")
+            print(f"   not mentioned: {printable(why)}")
     for note in comparison.conflicts:
         print(f"\nNote: {printable(note)}")
     return 0

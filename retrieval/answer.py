@@ -117,6 +117,7 @@ def best_sentence(
     sentence_vectors: np.ndarray,
     lexical: np.ndarray,
     kind: AnswerType | None = None,
+    eligible: np.ndarray | None = None,
 ) -> tuple[int, float, bool]:
     """Pick the answering sentence of a passage.
 
@@ -128,6 +129,8 @@ def best_sentence(
         lexical: their BM25 scores for the question ``[n]`` (zeros when unknown).
         kind: what the question asks for, when the caller knows it already (default:
             :func:`expected_type` of ``question``).
+        eligible: which sentences may answer ``[n]`` (headings may not); the best of all
+            is returned only when none may.
 
     Returns:
         (index within the passage, cosine similarity of that sentence, whether it states
@@ -141,5 +144,7 @@ def best_sentence(
     typed = np.array([states(kind, s, question) for s in sentences], dtype=bool)
     if kind is not AnswerType.ANY:
         score = score + TYPE_BONUS * typed
+    if eligible is not None and np.any(eligible):
+        score = np.where(eligible, score, -np.inf)
     best = int(np.argmax(score))
     return best, float(sims[best]), bool(typed[best])

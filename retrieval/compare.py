@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.answer import AnswerType
 from retrieval.searcher import Searcher, check_question
 from retrieval.types import Hit
+from retrieval.verdict import Support
 
 # Two answering sentences at least this similar (cosine) say "nearly the same thing".
 SAME_POINT = 0.75
@@ -48,6 +50,8 @@ class ArticleView:
     group: int | None = None
     numbers: tuple[str, ...] = ()
     positions: tuple[Position, ...] = ()
+    support: Support | None = None  # the verdict (retrieval.verdict), with its reason in words
+    same_as: tuple[str, ...] = ()  # doc_ids of the other articles of its group (same point)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,8 @@ class ArticleView:
             "group": self.group, "numbers": list(self.numbers),
             "positions": [{"start": p.start, "end": p.end, "relative": round(p.relative, 4),
                            "relevance": round(p.relevance, 4)} for p in self.positions],
+            "reason": self.support.reason if self.support else "no passage of it comes close to the question",
+            "same_as": list(self.same_as),
         }
 
 
@@ -67,10 +73,11 @@ class Comparison:
     question: str
     articles: tuple[ArticleView, ...]
     conflicts: tuple[str, ...] = ()  # human-readable notes on numbers that differ within a group
+    threshold: float = 0.0  # the similarity an article's quote needs to count as mentioning it
 
     def to_json(self) -> dict[str, Any]:
         return {"question": self.question, "articles": [a.to_json() for a in self.articles],
-                "conflicts": list(self.conflicts)}
+                "conflicts": list(self.conflicts), "threshold": round(self.threshold, 4)}
 
 
 def numbers_in(text: str) -> tuple[str, ...]:
@@ -159,8 +166,9 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
             continue
         hits = [searcher.make_hit(rank, score, row, query, qvec, sentence_bm25)
                 for rank, row, score in candidates[:per_article]]
-        hit = max(hits, key=lambda h: (searcher.supports(h, threshold), searcher.relevance(h), -h.rank))
-        mentioned = searcher.supports(hit, threshold)
+        judged = [(searcher.judge(h, threshold), h) for h in hits]
+        support, hit = max(judged, key=lambda j: (j[0].supported, searcher.relevance(j[1]), -j[1].rank))
+        mentioned = support.supported
         if mentioned:
             answer_vectors[doc.doc_id] = searcher.embedder.encode([hit.answer.text])[0]
         doc_len = max(len(doc.text), 1)
@@ -172,7 +180,16 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
             key=lambda p: p.start))
         views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, mentioned,
                                  searcher.relevance(hit), hit, numbers=numbers_in(hit.answer.text),
-                                 positions=positions))
+                                 positions=positions, support=support))
     views.sort(key=lambda v: (not v.mentioned, -v.score, v.doc_id))
-    views = [replace(v, group=g) for v, g in zip(views, _group(views, answer_vectors))]
-    return Comparison(question, tuple(views), tuple(_conflicts(views)))
+    groups = _group(views, answer_vectors)
+    members: dict[int, list[str]] = {}
+    for v, g in zip(views, groups):
+        if g is not None:
+            members.setdefault(g, []).append(v.doc_id)
+    views = [replace(v, group=g, same_as=tuple(d for d in members.get(g, []) if d != v.doc_id) if g else ())
+             for v, g in zip(views, groups)]
+    low = (searcher.settings.min_relevance_number if query.kind is AnswerType.NUMBER
+           else searcher.settings.min_relevance)
+    return Comparison(question, tuple(views), tuple(_conflicts(views)),
+                      threshold=max(threshold, searcher.settings.min_relevance, low))

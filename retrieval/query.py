@@ -31,6 +31,38 @@ _QUESTION_WORDS = (
 )
 
 
+# What makes two askings of one question differ harmlessly: markup, courtesy, punctuation.
+_TAGS = re.compile(r"<[^<>]{1,200}>")
+_MARKDOWN = re.compile(r"(?<!\w)[*_`~]+|[*_`~]+(?!\w)")
+_COURTESY = re.compile(
+    r"^(?:(?:please|pls|hi|hello|hey|ok|okay|so)[,!:]?\s+)+|"
+    r"^(?:(?:can|could|would|will) you (?:please )?(?:tell|show) me|i(?:'d| would) like to know|"
+    r"i want to know|tell me|do you know|please tell me)[,:]?\s+"
+    r"(?=(?:who|whom|whose|what|when|where|which|why|how|if|whether)\b)|"
+    r"[,;]?\s*(?:please|thanks|thank you|pls)[.!]*$", re.IGNORECASE)
+_QUESTION_WORD = re.compile(r"^(?:who|whom|whose|what|when|where|which|why|how|is|are|was|were|do|does|"
+                            r"did|can|could|will|would|should|has|have|had)\b", re.IGNORECASE)
+
+
+def normalise(question: str) -> str:
+    """The question without what does not change its meaning: HTML tags and Markdown
+    emphasis, courtesy ("please", "can you tell me"), repeated or missing final
+    punctuation, runs of spaces. So that "When did Turkey join NATO", "please, when did
+    Turkey join NATO??" and "<b>When</b> did Turkey join NATO?" are searched alike.
+
+    >>> normalise("Please, can you tell me *when* did Turkey join NATO??")
+    'when did Turkey join NATO?'
+    """
+    text = _MARKDOWN.sub("", _TAGS.sub(" ", question))
+    text = " ".join(text.split())
+    for _ in range(3):  # courtesy can come in layers: "Hi, please tell me ..."
+        text = _COURTESY.sub("", text).strip()
+    body = text.rstrip("?!.;:, ")
+    if not body:
+        return question.strip()
+    return body + "?" if _QUESTION_WORD.match(body) or text.endswith("?") else body
+
+
 @lru_cache(maxsize=1)
 def _ignored_terms() -> frozenset[str]:
     return frozenset(analyze([_QUESTION_WORDS])[0])
@@ -41,7 +73,7 @@ class Query:
     """A checked question, ready for search."""
 
     question: str  # as asked (stripped)
-    text: str  # what is embedded: the question without framing, places expanded
+    text: str  # what is embedded: the question normalised, without framing, places expanded
     terms: tuple[str, ...]  # BM25 terms: analysed, without question words
     kind: AnswerType = AnswerType.ANY  # what the question asks for (retrieval/answer.py)
 
@@ -52,9 +84,10 @@ def prepare(question: str, gazetteer: Gazetteer | None = None) -> Query:
     >>> prepare("What do the articles say about Turkey's S-400 purchase?").text
     "Turkey's S-400 purchase?"
     """
-    text = _FRAMING.sub("", question).strip() or question
+    plain = normalise(question)
+    text = _FRAMING.sub("", plain).strip() or plain
     ignored = _ignored_terms()
     terms = tuple(t for t in analyze([text])[0] if t not in ignored)
     if gazetteer is not None:
         text = gazetteer.expand(text)
-    return Query(question, text, terms, expected_type(question))
+    return Query(question, text, terms, expected_type(plain))

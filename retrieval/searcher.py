@@ -8,10 +8,9 @@ Ranking (the shipped ``HYBRID`` mode), measured with ``python -m bench.eval``:
 3. Each feature is standardised over the candidates (z-score) and the three are summed.
 4. Inside each passage the answer sentence is chosen by :func:`retrieval.answer.best_sentence`.
 
-Abstention: a question is answerable when one of the first two hits has an answer
-sentence with similarity >= ``min_relevance`` (``min_relevance_number`` for how-many
-questions) that states the kind of answer asked for (a number, a time, a name) — see
-:meth:`Searcher.supports` and :mod:`retrieval.answer`.
+Abstention: whether a hit answers, and so whether the question is answered, is decided
+by the one rule of :mod:`retrieval.verdict` (:meth:`Searcher.judge`). Headings (titles,
+subheadings: ``IndexData.sentence_kinds``) are searched but never chosen as the answer.
 """
 
 from __future__ import annotations
@@ -27,13 +26,13 @@ from indexer.lexical import analyze
 from indexer.settings import Settings
 from indexer.store import IndexData, build_command, load_index
 from retrieval.aliases import load_gazetteer
-from retrieval.answer import AnswerType, best_sentence
+from indexer.chunking import BODY
+from retrieval.answer import best_sentence
+from retrieval.citation import cite
 from retrieval.fusion import rrf_fuse
 from retrieval.query import Query, prepare
 from retrieval.types import AnswerSpan, Hit, Result
-
-# How many of the first hits the abstention rule looks at.
-SUPPORT_DEPTH = 2
+from retrieval.verdict import Support, answered, judge
 
 
 class RankMode(str, Enum):
@@ -107,6 +106,7 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self._rows = {d.doc_id: i for i, d in enumerate(index.documents)}
         self.gazetteer = load_gazetteer() if settings.place_aliases else None
 
     @classmethod
@@ -147,8 +147,8 @@ class Searcher:
         qvec = self.encode_question(query.text)
         ranked = self.rank(query, qvec, max(self.settings.candidates, top_k))
         hits = self.distinct_hits(query, qvec, ranked, top_k)
-        answerable = any(self.supports(h) for h in hits[:SUPPORT_DEPTH])
-        return Result(question, hits, answerable=answerable)
+        supports = tuple(self.judge(h) for h in hits)
+        return Result(question, hits, answerable=answered(supports), supports=supports)
 
     def distinct_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]],
                       top_k: int) -> tuple[Hit, ...]:
@@ -180,21 +180,14 @@ class Searcher:
         """How close the hit's answer sentence is to the question (cosine similarity)."""
         return hit.answer_similarity
 
+    def judge(self, hit: Hit, threshold: float | None = None) -> Support:
+        """The verdict on ``hit``: whether it answers its question, and why
+        (:func:`retrieval.verdict.judge`, the one rule the CLI, the app and compare use)."""
+        return judge(hit, self.settings, threshold)
+
     def supports(self, hit: Hit, threshold: float | None = None) -> bool:
-        """Whether a hit seems to answer its question: its answer sentence states the kind
-        of answer asked for, and is similar enough (``threshold``, default: the floor) — or,
-        when it contains at least half of the question's search terms, at least as similar
-        as the floor. The floor is ``settings.min_relevance``, raised to
-        ``settings.min_relevance_number`` for questions that ask for a number: articles
-        hold many numbers, so "how many X" is often met by a sentence that counts
-        something else."""
-        floor = self.settings.min_relevance
-        if hit.answer_kind == AnswerType.NUMBER.value:
-            floor = max(floor, self.settings.min_relevance_number)
-        threshold = floor if threshold is None else max(threshold, floor)
-        similarity = self.relevance(hit)
-        close = similarity >= threshold or (hit.answer_coverage >= 0.5 and similarity >= floor)
-        return hit.answer_typed and close
+        """Whether ``hit`` answers its question (:meth:`judge`)."""
+        return self.judge(hit, threshold).supported
 
     def rank(self, query: Query | str, qvec: np.ndarray, depth: int,
              mode: RankMode = RankMode.HYBRID) -> list[tuple[int, float]]:
@@ -235,8 +228,9 @@ class Searcher:
         spans = np.asarray(self.index.sentences[lo:hi])
         texts = [doc.text[s:e] for _, s, e in spans]
         lexical = sentence_bm25[lo:hi] if sentence_bm25 is not None else np.zeros(hi - lo)
-        best, similarity, typed = best_sentence(query.question, qvec, texts,
-                                                self.index.sentence_vectors[lo:hi], lexical, query.kind)
+        body = np.asarray(self.index.sentence_kinds[lo:hi]) == BODY
+        best, similarity, typed = best_sentence(query.question, qvec, texts, self.index.sentence_vectors[lo:hi],
+                                                lexical, query.kind, eligible=body)
         _, s_start, s_end = (int(x) for x in spans[best])
         dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
         coverage = 0.0
@@ -248,8 +242,20 @@ class Searcher:
             start=start, end=end, text=doc.text[start:end],
             answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
             dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
-            answer_kind=query.kind.value, offsets_in=doc.offsets_in,
+            answer_kind=query.kind.value, offsets_in=doc.offsets_in, answer_heading=not body[best],
+            headings=tuple((int(a), int(b)) for (_, a, b), k in zip(spans, body) if not k),
+            citation=cite(doc, s_start),
         )
+
+    def article_headings(self, doc_id: str) -> tuple[tuple[int, int], ...]:
+        """Spans of an article's title and headings (to show them as headings)."""
+        row = self._rows.get(doc_id)
+        if row is None:
+            return ()
+        sentences = np.asarray(self.index.sentences)
+        lo, hi = np.searchsorted(sentences[:, 0], [row, row + 1])
+        kinds = np.asarray(self.index.sentence_kinds[lo:hi])
+        return tuple((int(a), int(b)) for (_, a, b), k in zip(sentences[lo:hi], kinds) if k != BODY)
 
     # ------------------------------------------------------------------ internals
     def _bm25_scores(self, query: Query) -> np.ndarray:
@@ -276,5 +282,7 @@ class Searcher:
         chunks = np.asarray(self.index.chunks)[rows]
         out = np.empty(len(rows), dtype=np.float32)
         for i, (lo, hi) in enumerate(chunks[:, 3:5]):
-            out[i] = float((np.asarray(self.index.sentence_vectors[lo:hi]) @ qvec).max())
+            sims = np.asarray(self.index.sentence_vectors[lo:hi]) @ qvec
+            body = np.asarray(self.index.sentence_kinds[lo:hi]) == BODY
+            out[i] = float(sims[body].max() if body.any() else sims.max())
         return out

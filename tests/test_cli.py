@@ -40,7 +40,12 @@ def _json_lines(proc: subprocess.CompletedProcess[str]) -> list[dict]:  # type: 
 def _check_hit(hit: dict, rank: int) -> None:  # type: ignore[type-arg]
     types = {"rank": int, "score": float, "doc_id": str, "title": str, "source": str,
              "start": int, "end": int, "text": str, "answer": dict, "offsets_in": str}
-    assert set(hit) == set(types)
+    # The contract's fields, plus the documented extensions (README, "--json format").
+    extras = {"citation": dict, "support": dict}
+    assert set(types) <= set(hit) <= set(types) | set(extras)
+    assert set(hit["citation"]) == {"outlet", "date", "paragraph", "url"}
+    assert set(hit["support"]) == {"answers", "reason", "similarity", "threshold"}
+    assert type(hit["support"]["answers"]) is bool and hit["support"]["reason"]
     for key, kind in types.items():
         assert type(hit[key]) is kind, f"{key} is {type(hit[key]).__name__}, expected {kind.__name__}"
     assert hit["rank"] == rank
