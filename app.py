@@ -1,16 +1,20 @@
 """Verbatim's browser UI. Thin: reads widgets, calls ``retrieval`` and ``indexer``, renders.
 
 Run with ``make run`` (or ``streamlit run app.py``). Article text is only ever rendered
-escaped (``retrieval.highlight``), so markup inside an article shows as text.
+escaped (``retrieval.highlight``), so markup inside an article shows as text. Whether a
+passage answers, is a weak match, or mentions the question comes from one rule
+(``retrieval.verdict``), the same the command line's ``answerable`` uses; the page says why.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from datetime import datetime
 from pathlib import Path
 
 import altair as alt
@@ -21,8 +25,9 @@ from indexer.embedding import Embedder, load_embedder
 from indexer.errors import IndexNotFoundError, QuestionError, VerbatimError
 from indexer.settings import Settings
 from indexer.store import IndexData, build_command, current_generation, load_index
-from indexer.update import remove_documents, upload_articles
-from retrieval.compare import Comparison, compare
+from indexer.update import UpdateReport, remove_documents, upload_articles
+from retrieval.citation import readable_date
+from retrieval.compare import ArticleView, Comparison, compare
 from retrieval.export import comparison_markdown, result_markdown, to_json_text
 from retrieval.highlight import highlight_html
 from retrieval.searcher import Searcher
@@ -31,15 +36,56 @@ from retrieval.types import Hit, Result
 VIEWS = ("Answers", "Compare", "Collection")
 CSS = """<style>
 .vb-passage { white-space: pre-wrap; line-height: 1.55; }
-.vb-article { white-space: pre-wrap; line-height: 1.55; max-height: 28rem; overflow-y: auto;
+.vb-article { white-space: pre-wrap; line-height: 1.55; max-height: 28rem; overflow-y: auto; position: relative;
               border: 1px solid rgba(128,128,128,.3); border-radius: .4rem; padding: .6rem .8rem; }
-.vb-cite { color: #666; font-size: .85rem; font-family: monospace; }
+.vb-cite { color: #555; font-size: .92rem; }
+.vb-cite a { color: #1f5fbf; }
+.vb-file { color: #777; font-size: .78rem; font-family: monospace; }
 .vb-title { font-weight: 600; font-size: 1.1rem; }
+.vb-why { color: #666; font-size: .85rem; font-style: italic; }
 .vb-weak { color: #a05a00; font-size: .85rem; font-weight: 600; }
+.vb-weak-hit .vb-passage { color: #555; }
 .vb-none { color: #888; font-style: italic; }
+.vb-not-mentioned .vb-title { color: #777; font-weight: 500; }
+.vb-lead { border-left: 4px solid #2f6fdf; padding: .4rem .9rem; margin: .2rem 0 .6rem 0;
+           background: rgba(47,111,223,.06); border-radius: .3rem; }
+.vb-lead-label { text-transform: uppercase; letter-spacing: .06em; font-size: .75rem; color: #2f6fdf; font-weight: 700; }
+.vb-lead-answer { font-size: 1.15rem; line-height: 1.5; margin: .25rem 0; }
+.vb-same { color: #2f6fdf; font-size: .88rem; }
 mark.answer { background: #ffe28a; color: inherit; padding: 0 .1rem; border-radius: .15rem; }
 mark.passage { background: #e3efff; color: inherit; }
+mark.heading { background: none; color: inherit; font-weight: 700; }
+mark.closest { background: none; color: inherit; text-decoration: underline dotted #a05a00; }
 </style>"""
+# Opens every "Show in the article" box scrolled to its highlighted passage, once, when it
+# first becomes visible (expanders lay out their content only when opened). The script
+# only reads classes the app sets; it never touches article text.
+SCROLL_SCRIPT = """<script id="vb-scroll-script">
+(() => {
+  if (window.__vbScroll) { window.__vbScroll(); return; }
+  const place = (box) => {
+    if (box.dataset.vbPlaced || box.clientHeight === 0) return;
+    const mark = box.querySelector('mark.answer, mark.closest, mark.passage');
+    if (!mark) return;
+    box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3);
+    box.dataset.vbPlaced = '1';
+  };
+  const seen = new ResizeObserver((entries) => entries.forEach((e) => place(e.target)));
+  const watch = () => document.querySelectorAll('.vb-article').forEach((box) => {
+    if (!box.dataset.vbWatched) { box.dataset.vbWatched = '1'; seen.observe(box); }
+    place(box);
+  });
+  window.__vbScroll = watch;
+  new MutationObserver(watch).observe(document.body, {childList: true, subtree: true});
+  watch();
+})();
+</script>"""
+MIB = 1024 * 1024  # Streamlit's uploader counts in these "MB"
+
+
+def size_text(limit: int) -> str:
+    """A byte count in the uploader's unit: 20971520 -> "20 MB"."""
+    return f"{limit // MIB} MB" if limit % MIB == 0 else f"{limit / MIB:.1f} MB"
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -62,21 +108,70 @@ def get_searcher(settings: Settings) -> Searcher:
 
 
 # ---------------------------------------------------------------- rendering helpers
+def local_time(iso: str) -> str:
+    """An ISO timestamp as "1 December 2026, 07:01" in this machine's time zone."""
+    try:
+        moment = datetime.fromisoformat(iso).astimezone()
+    except ValueError:
+        return iso
+    return f"{moment.day} {moment:%B %Y, %H:%M}"
+
+
 def citation_html(hit: Hit) -> str:
-    return html.escape(f"{hit.doc_id} · {hit.source} · characters {hit.start}–{hit.end}")
+    """The citation a reader checks: title, outlet, date, paragraph, a link to the
+    original; then, smaller, the exact file and character span."""
+    c = hit.citation
+    parts = [f"<i>{html.escape(hit.title)}</i>"]
+    if c is not None:
+        parts.append(html.escape(c.outlet))
+        if c.date:
+            parts.append(html.escape(readable_date(c.date) or c.date))
+        parts.append(f"paragraph {c.paragraph}" if c.paragraph else "headline")
+    link = (f' · <a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">'
+            "original article ↗</a>" if c is not None and c.url else "")
+    technical = f"{hit.source} · characters {hit.start}–{hit.end} · {hit.doc_id}"
+    return (f'<div class="vb-cite">{", ".join(parts)}{link}</div>'
+            f'<div class="vb-file">{html.escape(technical)}</div>')
 
 
-def render_hit(hit: Hit, article_text: str, weak: bool) -> None:
-    badge = '<span class="vb-weak"> · weak match</span>' if weak else ""
+def passage_html(hit: Hit, answers: bool) -> str:
+    """The passage, escaped: its headings shown as headings, and the answer sentence
+    highlighted only when it answers (a weak match's closest sentence is underlined)."""
+    marks = [(s, e, "heading") for s, e in hit.headings]
+    marks.append((hit.answer.start, hit.answer.end, "answer" if answers else "closest"))
+    return f'<div class="vb-passage">{highlight_html(hit.text, hit.start, marks)}</div>'
+
+
+def render_hit(hit: Hit, article_text: str, headings: tuple[tuple[int, int], ...], answers: bool,
+               why: str) -> None:
+    badge = "" if answers else '<span class="vb-weak"> · weak match</span>'
     st.html(
+        f'<div class="{"vb-hit" if answers else "vb-hit vb-weak-hit"}">'
         f'<div class="vb-title">{hit.rank}. {html.escape(hit.title)}{badge}</div>'
-        f'<div class="vb-cite">{citation_html(hit)}</div>'
-        f'<div class="vb-passage">'
-        f'{highlight_html(hit.text, hit.start, [(hit.answer.start, hit.answer.end, "answer")])}</div>'
+        f'{citation_html(hit)}{passage_html(hit, answers)}'
+        f'<div class="vb-why">{"Answers" if answers else "Weak match"}: {html.escape(why)}.</div></div>'
     )
     with st.expander("Show in the article"):
-        marks = [(hit.start, hit.end, "passage"), (hit.answer.start, hit.answer.end, "answer")]
+        marks = [(hit.start, hit.end, "passage"), *((s, e, "heading") for s, e in headings),
+                 (hit.answer.start, hit.answer.end, "answer" if answers else "closest")]
         st.html(f'<div class="vb-article">{highlight_html(article_text, 0, marks)}</div>')
+
+
+def render_lead(result: Result) -> None:
+    """The lead answer: the best answer sentence and its citation in plain words; or,
+    when unanswered, that the articles don't seem to answer, and why."""
+    lead = result.lead
+    if lead is None:
+        why = result.supports[0].reason if result.supports else "nothing in the articles comes close"
+        st.warning(f"The articles don't seem to answer this: {why}. The nearest passages are "
+                   "shown below, marked as weak matches.")
+        return
+    support = result.supports[lead.rank - 1]
+    st.html(
+        '<div class="vb-lead"><div class="vb-lead-label">Answer</div>'
+        f'<div class="vb-lead-answer">“{html.escape(lead.answer.text)}”</div>'
+        f'{citation_html(lead)}<div class="vb-why">Why: {html.escape(support.reason)}.</div></div>'
+    )
 
 
 def example_questions(index: IndexData, n: int = 3) -> list[str]:
@@ -99,39 +194,98 @@ def answers_view(searcher: Searcher, question: str, top_k: int) -> None:
     except QuestionError as exc:
         st.warning(str(exc))
         return
-    if not result.answerable:
-        st.warning("The articles don't seem to answer this. The nearest passages are shown "
-                   "below, marked as weak matches.")
+    render_lead(result)
     st.html(f"<p>{len(result.hits)} passages for: <b>{html.escape(result.question)}</b></p>")
     texts = {d.doc_id: d.text for d in searcher.index.documents}
-    for hit in result.hits:
+    for hit, support in zip(result.hits, result.supports):
         with st.container(border=True):
-            render_hit(hit, texts[hit.doc_id], weak=not searcher.supports(hit))
+            why = support.reason if result.answerable or not support.supported else (
+                "no passage among the first ones answers, so none counts as an answer")
+            render_hit(hit, texts[hit.doc_id], searcher.article_headings(hit.doc_id),
+                       result.answers(hit.rank), why)
     c1, c2 = st.columns(2)
     c1.download_button("Download as Markdown", result_markdown(result), "answers.md", "text/markdown")
     c2.download_button("Download as JSON", to_json_text(result), "answers.json", "application/json")
 
 
-def compare_chart(comparison: Comparison) -> alt.LayerChart | alt.Chart:
-    rows = [{"article": v.title[:60], "relevance": round(v.score, 3),
-             "status": "mentioned" if v.mentioned else "not mentioned"} for v in comparison.articles]
-    bars = alt.Chart(alt.Data(values=rows)).mark_bar().encode(
-        x=alt.X("relevance:Q", scale=alt.Scale(domain=[0, 1]), title="relevance"),
-        y=alt.Y("article:N", sort=None, title=None),
-        color=alt.Color("status:N", scale=alt.Scale(domain=["mentioned", "not mentioned"],
-                                                     range=["#2f6fdf", "#bbbbbb"])),
-        tooltip=["article:N", "relevance:Q", "status:N"],
+def _label(title: str, width: int = 38) -> str:
+    """A title wrapped onto lines of about ``width`` characters, joined by "|" (the chart
+    splits labels there): full titles stay readable."""
+    lines, line = [], ""
+    for word in title.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "|".join([*lines, line][:4])
+
+
+NOT_MENTIONED_SHOWN = 10  # cards of articles that do not mention it, before "more"
+CHART_ROWS = 25  # articles in the relevance chart (the most relevant; the cards list every one)
+ROW_PX = 46  # height of one article's row: room for a title of up to four lines
+
+
+def _axis() -> alt.Axis:
+    return alt.Axis(labelLimit=300, labelExpr="split(datum.label, '|')", labelOverlap=False,
+                    labelFontSize=11, labelPadding=6)
+
+
+def compare_chart(comparison: Comparison) -> alt.VConcatChart | alt.LayerChart:
+    """Relevance per article with the cut-off drawn, and (for the articles that mention it)
+    where their relevant passages lie."""
+    cut = comparison.threshold
+    shown = comparison.articles[:CHART_ROWS]
+    rows = [{"article": _label(v.title), "title": v.title, "relevance": round(v.score, 3),
+             "status": "mentioned" if v.mentioned else "not mentioned"} for v in shown]
+    order = [r["article"] for r in rows]
+    y = alt.Y("article:N", sort=order, title=None, axis=_axis())
+    bars = alt.Chart(alt.Data(values=rows)).mark_bar(size=22).encode(
+        x=alt.X("relevance:Q", scale=alt.Scale(domain=[0, 1]), title="relevance of its closest sentence"),
+        y=y,
+        color=alt.Color("status:N", title=None, scale=alt.Scale(domain=["mentioned", "not mentioned"],
+                                                                range=["#2f6fdf", "#d0d0d0"])),
+        tooltip=[alt.Tooltip("title:N", title="article"), "relevance:Q", "status:N"],
     )
-    points = [{"article": v.title[:60], "position": round(p.relative, 3), "relevance": round(p.relevance, 3)}
-              for v in comparison.articles for p in v.positions]
+    rule = alt.Chart(alt.Data(values=[{"cut": cut, "label": f"cut-off {cut:.2f}"}])).mark_rule(
+        color="#c0392b", strokeDash=[5, 3]).encode(x="cut:Q")
+    tag = alt.Chart(alt.Data(values=[{"cut": cut, "label": f"cut-off {cut:.2f}"}])).mark_text(
+        color="#c0392b", align="left", dx=4, dy=-6, baseline="bottom").encode(x="cut:Q", text="label:N", y=alt.value(0))
+    more = len(comparison.articles) - len(shown)
+    title = "Relevance per article" + (f" (the {len(shown)} most relevant; {more} more below)" if more else "")
+    relevance = alt.layer(bars, rule, tag).properties(title=title, width=520, height=ROW_PX * len(rows))
+    mentioned = [v for v in shown if v.mentioned]
+    points = [{"article": _label(v.title), "title": v.title, "position": round(p.relative, 3),
+               "relevance": round(p.relevance, 3)} for v in mentioned for p in v.positions]
+    if not points:
+        return relevance
     strip = alt.Chart(alt.Data(values=points)).mark_circle().encode(
         x=alt.X("position:Q", scale=alt.Scale(domain=[0, 1]), title="position in the article (start → end)"),
-        y=alt.Y("article:N", sort=[v.title[:60] for v in comparison.articles], title=None),
+        y=alt.Y("article:N", sort=[_label(v.title) for v in mentioned], title=None, axis=_axis()),
         size=alt.Size("relevance:Q", legend=None), opacity=alt.Opacity("relevance:Q", legend=None),
-        tooltip=["article:N", "position:Q", "relevance:Q"],
-    )
-    return alt.vconcat(bars.properties(title="Relevance per article"),
-                       strip.properties(title="Where the relevant passages are"))
+        tooltip=[alt.Tooltip("title:N", title="article"), "position:Q", "relevance:Q"],
+    ).properties(title="Where the relevant passages are (articles that mention it)", width=520,
+                 height=ROW_PX * len(mentioned))
+    return alt.vconcat(relevance, strip)
+
+
+def _article_card(view: ArticleView, titles: dict[str, str]) -> None:
+    support = view.support
+    why = support.reason if support else "no passage of it comes close to the question"
+    if view.mentioned and view.hit is not None:
+        hit = view.hit
+        same = (f'<div class="vb-same">Says the same as: {html.escape("; ".join(titles[d] for d in view.same_as))}</div>'
+                if view.same_as else "")
+        st.html(f'<div class="vb-mentioned"><div class="vb-title">{html.escape(view.title)}</div>'
+                f'{citation_html(hit)}{same}{passage_html(hit, True)}'
+                f'<div class="vb-why">Mentioned: {html.escape(why)}.</div></div>')
+        st.progress(min(max(view.score, 0.0), 1.0), text=f"relevance {view.score:.2f} (cut-off {support.threshold:.2f})"
+                    if support else f"relevance {view.score:.2f}")
+    else:
+        meta = " · ".join(x for x in (readable_date(view.date), view.source) if x)
+        st.html(f'<div class="vb-not-mentioned"><div class="vb-title">{html.escape(view.title)}</div>'
+                f'<div class="vb-file">{html.escape(meta)}</div>'
+                f'<div class="vb-none">Not mentioned: {html.escape(why)}.</div></div>')
 
 
 def compare_view(searcher: Searcher, question: str) -> None:
@@ -143,27 +297,27 @@ def compare_view(searcher: Searcher, question: str) -> None:
     mentioned = sum(v.mentioned for v in comparison.articles)
     st.html(f"<p>{mentioned} of {len(comparison.articles)} articles address: "
             f"<b>{html.escape(comparison.question)}</b></p>")
+    st.caption(f"An article counts as mentioning it when its closest sentence gives the kind of "
+               f"answer asked for and is at least {comparison.threshold:.2f} similar to the question"
+               f"{' (the red line in the chart)' if mentioned else ''}, or at least "
+               f"{searcher.settings.min_relevance:.2f} when it also holds half of the question's key "
+               "terms; headings never count.")
     if not mentioned:
-        st.warning("None of the articles seems to address this question.")
+        st.info("None of the articles seems to address this question, so there is nothing to chart. "
+                "Each article is listed below with why it does not count.")
     for note in comparison.conflicts:
         st.warning(note)
-    st.altair_chart(compare_chart(comparison), width="stretch")
-    for view in comparison.articles:
+    if mentioned:
+        st.altair_chart(compare_chart(comparison), width="content")
+    titles = {v.doc_id: v.title for v in comparison.articles}
+    quiet = [v for v in comparison.articles if not v.mentioned]
+    for view in [v for v in comparison.articles if v.mentioned] + quiet[:NOT_MENTIONED_SHOWN]:
         with st.container(border=True):
-            meta = " · ".join(x for x in (view.source, view.date) if x)
-            group = f" · group {view.group}" if view.group is not None else ""
-            head = (f'<div class="vb-title">{html.escape(view.title)}</div>'
-                    f'<div class="vb-cite">{html.escape(meta + group)}</div>')
-            if view.mentioned and view.hit is not None:
-                hit = view.hit
-                body = highlight_html(hit.text, hit.start, [(hit.answer.start, hit.answer.end, "answer")])
-                st.html(f'{head}<div class="vb-cite">{citation_html(hit)}</div>'
-                        f'<div class="vb-passage">{body}</div>')
-            else:
-                st.html(f'{head}<div class="vb-none">Not mentioned.</div>')
-            terms = " · the question's key terms are in its quote" if (
-                view.mentioned and view.hit is not None and view.hit.answer_coverage >= 0.5) else ""
-            st.progress(min(max(view.score, 0.0), 1.0), text=f"relevance {view.score:.2f}{terms}")
+            _article_card(view, titles)
+    if len(quiet) > NOT_MENTIONED_SHOWN:
+        with st.expander(f"{len(quiet) - NOT_MENTIONED_SHOWN} more articles that do not mention it"):
+            for view in quiet[NOT_MENTIONED_SHOWN:]:
+                _article_card(view, titles)
     c1, c2 = st.columns(2)
     c1.download_button("Download comparison as Markdown", comparison_markdown(comparison),
                        "comparison.md", "text/markdown")
@@ -171,35 +325,65 @@ def compare_view(searcher: Searcher, question: str) -> None:
                        "comparison.json", "application/json")
 
 
+def _report_messages(report: UpdateReport) -> list[tuple[str, str]]:
+    """One message per file: what was added or updated, and each skip with its reason."""
+    out = [("warning", f"Not added: {s.path} — {s.reason}.") for s in report.skipped]
+    for verb, ids in (("Added", report.added), ("Updated", report.updated)):
+        if ids:
+            out.append(("success", f"{verb} {len(ids)} article{'s' if len(ids) > 1 else ''}: {', '.join(ids)}."))
+    if report.unchanged:
+        out.append(("info", f"Already indexed, unchanged: {', '.join(report.unchanged)}."))
+    return out
+
+
+@st.dialog("Remove this article?")
+def confirm_removal(doc_id: str, title: str, settings: Settings, embedder: Embedder) -> None:
+    st.write(f"“{title}” ({doc_id}) will be removed from the index. Its file is not deleted, "
+             "so you can add it again later.")
+    c1, c2 = st.columns(2)
+    if c1.button("Remove", type="primary", key="confirm-remove"):
+        try:
+            remove_documents([doc_id], settings, embedder)
+            st.session_state["collection_messages"] = [("success", f"Removed “{title}” ({doc_id}).")]
+        except VerbatimError as exc:
+            st.session_state["collection_messages"] = [("error", str(exc))]
+        st.rerun()
+    if c2.button("Cancel", key="cancel-remove"):
+        st.rerun()
+
+
 def collection_view(searcher: Searcher, settings: Settings) -> None:
     index = searcher.index
+    for kind, message in st.session_state.pop("collection_messages", []):
+        getattr(st, kind)(message)
     st.subheader(f"{len(index.documents)} articles")
-    uploads = st.file_uploader("Add articles (.txt, .md, .html, .pdf, .docx)", accept_multiple_files=True)
+    limit = settings.limits.max_file_bytes
+    uploads = st.file_uploader(
+        f"Add articles (.txt, .md, .html, .pdf, .docx; up to {size_text(limit)} each)",
+        accept_multiple_files=True, key=f"uploads-{st.session_state.get('upload_round', 0)}",
+        max_upload_size=max(1, math.ceil(limit / MIB)))
     if uploads and st.button("Add to the index", type="primary"):
         with st.spinner("Indexing…"):
             try:
                 report = upload_articles([(u.name, u.getvalue()) for u in uploads], settings,
                                          searcher.embedder)
+                messages = _report_messages(report)
             except VerbatimError as exc:
-                st.error(str(exc))
-                return
-        for skipped in report.skipped:
-            st.warning(f"Skipped {skipped.path}: {skipped.reason}")
-        st.success(f"Added {len(report.added)}, updated {len(report.updated)}, "
-                   f"unchanged {len(report.unchanged)}.")
+                messages = [("error", str(exc))]
+        # Show the new state at once: the page and the sidebar count again, and the
+        # uploader starts empty (a new key).
+        st.session_state["collection_messages"] = messages
+        st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+        st.rerun()
     counts = np.bincount(np.asarray(index.chunks)[:, 0], minlength=len(index.documents))
     for row, doc in enumerate(index.documents):
         c1, c2 = st.columns([6, 1])
-        c1.html(f'<div class="vb-title">{html.escape(doc.title)}</div><div class="vb-cite">'
-                f'{html.escape(" · ".join(x for x in (doc.doc_id, doc.date, doc.source) if x))} · '
-                f'{int(counts[row])} passages</div>')
+        meta = " · ".join(x for x in (readable_date(doc.date), f"{int(counts[row])} passages") if x)
+        c1.html(f'<div class="vb-title">{html.escape(doc.title)}</div>'
+                f'<div class="vb-cite">{html.escape(meta)}</div>'
+                f'<div class="vb-file">{html.escape(doc.source)} · {html.escape(doc.doc_id)}</div>')
         if c2.button("Remove", key=f"remove-{doc.doc_id}"):
-            try:
-                remove_documents([doc.doc_id], settings, searcher.embedder)
-            except VerbatimError as exc:
-                st.error(str(exc))
-                return
-            st.rerun()
+            confirm_removal(doc.doc_id, doc.title, settings, searcher.embedder)
 
 
 def main() -> None:
@@ -227,7 +411,7 @@ def main() -> None:
             f"- **Articles:** {manifest.corpus.documents}\n"
             f"- **Passages:** {manifest.corpus.chunks}\n"
             f"- **Model:** `{manifest.model.name}`\n"
-            f"- **Built:** {manifest.built_at}"
+            f"- **Updated:** {local_time(manifest.built_at)}"
         )
 
     st.title("Verbatim")
@@ -235,9 +419,13 @@ def main() -> None:
     params = st.query_params
     if "question" not in st.session_state:
         st.session_state["question"] = params.get("q", "")
-    default_view = params.get("view", "answers").capitalize()
-    view = st.segmented_control("View", VIEWS, default=default_view if default_view in VIEWS else "Answers",
-                                key="view", label_visibility="collapsed") or "Answers"
+    asked_view = params.get("view", "answers")
+    default_view = asked_view.capitalize() if asked_view.capitalize() in VIEWS else "Answers"
+    view = st.segmented_control("View", VIEWS, default=default_view, key="view",
+                                label_visibility="collapsed") or "Answers"
+    if asked_view.capitalize() not in VIEWS and view == "Answers":
+        st.warning(f"There is no view called “{asked_view}”; showing Answers. The views are "
+                   f"{', '.join(v.lower() for v in VIEWS)}.")
     if view.lower() != params.get("view", "answers"):
         st.query_params["view"] = view.lower()
 
@@ -259,9 +447,9 @@ def main() -> None:
     if not question.strip():
         if question:
             st.warning("The question is empty. Type a question about the articles.")
-        st.info("Ask anything the articles might answer. **Answers** lists the best passages, "
-                "each with its citation and the answering sentence highlighted; **Compare** shows "
-                "what each article says. Try one of these:")
+        st.info("Ask anything the articles might answer. **Answers** leads with the best answer "
+                "and lists the passages, each with its citation and the answering sentence "
+                "highlighted; **Compare** shows what each article says. Try one of these:")
         for n, example in enumerate(example_questions(searcher.index)):
             st.button(example, on_click=set_question, args=(example,), key=f"example-{n}")
         return
@@ -269,6 +457,7 @@ def main() -> None:
         compare_view(searcher, question)
     else:
         answers_view(searcher, question, top_k)
+        st.html(SCROLL_SCRIPT, unsafe_allow_javascript=True)
 
 
 main()

@@ -94,7 +94,7 @@ class Limits:
     sentences. The defaults admit a book-length article (about 200,000 words).
     """
 
-    max_file_bytes: int = 20_000_000  # the file itself (and uploads)
+    max_file_bytes: int = 20 * 1024 * 1024  # the file itself (and uploads): "20 MB" in the uploader
     max_extracted_bytes: int = 50_000_000  # a .docx's parts, uncompressed
     max_chars: int = 2_000_000  # the article's text
     max_sentences: int = 10_000

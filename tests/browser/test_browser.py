@@ -69,7 +69,7 @@ def expect_nato_answer(page: Page) -> None:
     expect(page.locator("mark.answer", has_text="1952").first).to_be_visible(timeout=WAIT_MS)
     settled(page)
     expect(page.locator(".vb-passage").first).to_be_visible()
-    expect(page.locator(".vb-cite", has_text=re.compile(r"characters \d+–\d+")).first).to_be_visible()
+    expect(page.locator(".vb-file", has_text=re.compile(r"characters \d+–\d+")).first).to_be_visible()
     expect(page.get_by_text(re.compile(r"^\d+ passages for:"))).to_be_visible()
 
 
@@ -84,7 +84,7 @@ def expect_compare(page: Page, server: AppServer, question: str) -> None:
     shown = titles.all_inner_texts()
     for title in server.index.titles:
         assert shown.count(title) == 1, f"{title!r} shown {shown.count(title)} times in {shown}"
-    expect(page.locator(".vb-none", has_text="Not mentioned.").first).to_be_visible()
+    expect(page.locator(".vb-none", has_text="Not mentioned: ").first).to_be_visible()
 
 
 def readme_screenshot(page: Page, name: str) -> None:
