@@ -194,3 +194,69 @@ def shoot(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         return path
 
     return take
+
+
+# ---------------------------------------------------------------- a second app, for uploads
+# Tests that add or remove articles get their own app on their own index, so the shared
+# index of ``app_server`` never changes under the other tests.
+UPLOAD_SEED_FILES = ("000_61602f2a2996381f.txt", "002_5d9b8a6939599cab.txt", "004_6a67110f8947381e.txt")
+UPLOAD_MAX_FILE_BYTES = 1_572_864  # 1.5 MiB: "up to 1.5 MB" in the uploader; under its own 2 MB
+
+
+@pytest.fixture(scope="module")
+def upload_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where ``upload_server`` saves uploaded files (VERBATIM_UPLOAD_DIR); created on the first upload."""
+    return tmp_path_factory.mktemp("upload_app") / "uploads"
+
+
+@pytest.fixture(scope="module")
+def upload_server(upload_dir: Path) -> Iterator[AppServer]:
+    """A second `streamlit run app.py` on its own index of a few seed articles (built by the
+    CLI into tmp), with uploads saved under ``upload_dir`` and VERBATIM_MAX_FILE_BYTES at
+    1.5 MiB. Stopped when the module's tests are done."""
+    root = upload_dir.parent
+    folder = root / "seeds"
+    folder.mkdir()
+    for name in UPLOAD_SEED_FILES:
+        shutil.copyfile(REPO_ROOT / "seeds" / name, folder / name)
+    index_dir = root / "index"
+    env = subprocess_env(PYTHONPATH=str(REPO_ROOT))
+    # Absolute sources: the app runs from the repository root, and must read these copies.
+    build = subprocess.run([sys.executable, "-m", "indexer", "build", str(folder), "--index", str(index_dir)],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, f"index build failed:\n{build.stdout}\n{build.stderr}"
+    listed = subprocess.run([sys.executable, "-m", "indexer", "list", "--json", "--index", str(index_dir)],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
+    assert len(rows) == len(UPLOAD_SEED_FILES), rows
+    index = BrowserIndex(index_dir, tuple(r["title"] for r in rows))
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = root / "streamlit.log"
+    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+               "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    env = subprocess_env(VERBATIM_INDEX_DIR=str(index_dir), VERBATIM_UPLOAD_DIR=str(upload_dir),
+                         VERBATIM_MAX_FILE_BYTES=str(UPLOAD_MAX_FILE_BYTES))
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + APP_START_S
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"the upload app exited with {process.returncode} before serving:\n"
+                            f"{log.read_text(errors='replace')}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"the upload app did not serve {url}/_stcore/health within {APP_START_S:.0f} s:\n"
+                            f"{log.read_text(errors='replace')}", pytrace=False)
+            time.sleep(0.25)
+        yield AppServer(url, index, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
