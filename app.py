@@ -30,6 +30,7 @@ from retrieval.citation import readable_date
 from retrieval.compare import ArticleView, Comparison, compare
 from retrieval.export import comparison_markdown, result_markdown, to_json_text
 from retrieval.highlight import highlight_html
+from retrieval.verdict import confidence_words
 from retrieval.searcher import Searcher
 from retrieval.types import Hit, Result
 
@@ -117,11 +118,12 @@ def local_time(iso: str) -> str:
     return f"{moment.day} {moment:%B %Y, %H:%M}"
 
 
-def citation_html(hit: Hit) -> str:
-    """The citation a reader checks: title, outlet, date, paragraph, a link to the
-    original; then, smaller, the exact file and character span."""
+def citation_html(hit: Hit, *, title: bool = True, sentence: bool = False) -> str:
+    """The citation a reader checks: title (unless the card shows it already), outlet,
+    date, paragraph, a link to the original; then, smaller, the exact file and character
+    span (of the answer sentence when ``sentence``, else of the passage)."""
     c = hit.citation
-    parts = [f"<i>{html.escape(hit.title)}</i>"]
+    parts = [f"<i>{html.escape(hit.title)}</i>"] if title else []
     if c is not None:
         parts.append(html.escape(c.outlet))
         if c.date:
@@ -129,7 +131,8 @@ def citation_html(hit: Hit) -> str:
         parts.append(f"paragraph {c.paragraph}" if c.paragraph else "headline")
     link = (f' · <a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">'
             "original article ↗</a>" if c is not None and c.url else "")
-    technical = f"{hit.source} · characters {hit.start}–{hit.end} · {hit.doc_id}"
+    start, end = (hit.answer.start, hit.answer.end) if sentence else (hit.start, hit.end)
+    technical = f"{hit.source} · characters {start}–{end} · {hit.doc_id}"
     return (f'<div class="vb-cite">{", ".join(parts)}{link}</div>'
             f'<div class="vb-file">{html.escape(technical)}</div>')
 
@@ -148,7 +151,7 @@ def render_hit(hit: Hit, article_text: str, headings: tuple[tuple[int, int], ...
     st.html(
         f'<div class="{"vb-hit" if answers else "vb-hit vb-weak-hit"}">'
         f'<div class="vb-title">{hit.rank}. {html.escape(hit.title)}{badge}</div>'
-        f'{citation_html(hit)}{passage_html(hit, answers)}'
+        f'{citation_html(hit, title=False)}{passage_html(hit, answers)}'
         f'<div class="vb-why">{"Answers" if answers else "Weak match"}: {html.escape(why)}.</div></div>'
     )
     with st.expander("Show in the article"):
@@ -157,20 +160,25 @@ def render_hit(hit: Hit, article_text: str, headings: tuple[tuple[int, int], ...
         st.html(f'<div class="vb-article">{highlight_html(article_text, 0, marks)}</div>')
 
 
-def render_lead(result: Result) -> None:
+def render_lead(result: Result, cut: float) -> None:
     """The lead answer: the best answer sentence and its citation in plain words; or,
     when unanswered, that the articles don't seem to answer, and why."""
     lead = result.lead
+    confidence = ""
+    if result.confidence is not None:
+        confidence = f"{confidence_words(result.confidence, cut)} ({result.confidence:.0%})"
     if lead is None:
-        why = result.supports[0].reason if result.supports else "nothing in the articles comes close"
-        st.warning(f"The articles don't seem to answer this: {why}. The nearest passages are "
-                   "shown below, marked as weak matches.")
+        why = (f"the models give {result.confidence:.0%} that they do" if result.confidence is not None
+               else result.supports[0].reason if result.supports else "nothing in the articles comes close")
+        st.warning(f"The articles don't seem to answer this{f' — {confidence}' if confidence else ''}: {why}. "
+                   "The nearest passages are shown below, marked as weak matches.")
         return
     support = result.supports[lead.rank - 1]
+    label = f"Answer · {confidence}" if confidence else "Answer"
     st.html(
-        '<div class="vb-lead"><div class="vb-lead-label">Answer</div>'
+        f'<div class="vb-lead"><div class="vb-lead-label">{html.escape(label)}</div>'
         f'<div class="vb-lead-answer">“{html.escape(lead.answer.text)}”</div>'
-        f'{citation_html(lead)}<div class="vb-why">Why: {html.escape(support.reason)}.</div></div>'
+        f'{citation_html(lead, sentence=True)}<div class="vb-why">Why: {html.escape(support.reason)}.</div></div>'
     )
 
 
@@ -194,7 +202,7 @@ def answers_view(searcher: Searcher, question: str, top_k: int) -> None:
     except QuestionError as exc:
         st.warning(str(exc))
         return
-    render_lead(result)
+    render_lead(result, searcher.models.answered_cut if searcher.models else 0.5)
     st.html(f"<p>{len(result.hits)} passages for: <b>{html.escape(result.question)}</b></p>")
     texts = {d.doc_id: d.text for d in searcher.index.documents}
     for hit, support in zip(result.hits, result.supports):
@@ -236,12 +244,15 @@ def compare_chart(comparison: Comparison) -> alt.VConcatChart | alt.LayerChart:
     where their relevant passages lie."""
     cut = comparison.threshold
     shown = comparison.articles[:CHART_ROWS]
-    rows = [{"article": _label(v.title), "title": v.title, "relevance": round(v.score, 3),
+    # What the verdict compared with the cut-off: a probability (learned), else a similarity.
+    measure = "probability that it gives the answer" if comparison.learned else "relevance of its closest sentence"
+    rows = [{"article": _label(v.title), "title": v.title,
+             "relevance": round(_measure(v, comparison), 3),
              "status": "mentioned" if v.mentioned else "not mentioned"} for v in shown]
     order = [r["article"] for r in rows]
     y = alt.Y("article:N", sort=order, title=None, axis=_axis())
     bars = alt.Chart(alt.Data(values=rows)).mark_bar(size=22).encode(
-        x=alt.X("relevance:Q", scale=alt.Scale(domain=[0, 1]), title="relevance of its closest sentence"),
+        x=alt.X("relevance:Q", scale=alt.Scale(domain=[0, 1]), title=measure),
         y=y,
         color=alt.Color("status:N", title=None, scale=alt.Scale(domain=["mentioned", "not mentioned"],
                                                                 range=["#2f6fdf", "#d0d0d0"])),
@@ -252,7 +263,8 @@ def compare_chart(comparison: Comparison) -> alt.VConcatChart | alt.LayerChart:
     tag = alt.Chart(alt.Data(values=[{"cut": cut, "label": f"cut-off {cut:.2f}"}])).mark_text(
         color="#c0392b", align="left", dx=4, dy=-6, baseline="bottom").encode(x="cut:Q", text="label:N", y=alt.value(0))
     more = len(comparison.articles) - len(shown)
-    title = "Relevance per article" + (f" (the {len(shown)} most relevant; {more} more below)" if more else "")
+    title = ("How likely each article gives the answer" if comparison.learned else "Relevance per article") + (
+        f" (the {len(shown)} most relevant; {more} more below)" if more else "")
     relevance = alt.layer(bars, rule, tag).properties(title=title, width=520, height=ROW_PX * len(rows))
     mentioned = [v for v in shown if v.mentioned]
     points = [{"article": _label(v.title), "title": v.title, "position": round(p.relative, 3),
@@ -269,7 +281,13 @@ def compare_chart(comparison: Comparison) -> alt.VConcatChart | alt.LayerChart:
     return alt.vconcat(relevance, strip)
 
 
-def _article_card(view: ArticleView, titles: dict[str, str]) -> None:
+def _measure(view: ArticleView, comparison: Comparison) -> float:
+    if comparison.learned and view.support is not None and view.support.probability is not None:
+        return view.support.probability
+    return view.score
+
+
+def _article_card(view: ArticleView, titles: dict[str, str], comparison: Comparison) -> None:
     support = view.support
     why = support.reason if support else "no passage of it comes close to the question"
     if view.mentioned and view.hit is not None:
@@ -277,10 +295,13 @@ def _article_card(view: ArticleView, titles: dict[str, str]) -> None:
         same = (f'<div class="vb-same">Says the same as: {html.escape("; ".join(titles[d] for d in view.same_as))}</div>'
                 if view.same_as else "")
         st.html(f'<div class="vb-mentioned"><div class="vb-title">{html.escape(view.title)}</div>'
-                f'{citation_html(hit)}{same}{passage_html(hit, True)}'
+                f'{citation_html(hit, title=False)}{same}{passage_html(hit, True)}'
                 f'<div class="vb-why">Mentioned: {html.escape(why)}.</div></div>')
-        st.progress(min(max(view.score, 0.0), 1.0), text=f"relevance {view.score:.2f} (cut-off {support.threshold:.2f})"
-                    if support else f"relevance {view.score:.2f}")
+        value = _measure(view, comparison)
+        what = "gives the answer" if comparison.learned else "relevance"
+        st.progress(min(max(value, 0.0), 1.0),
+                    text=f"{what} {value:.0%} (cut-off {comparison.threshold:.0%})" if comparison.learned
+                    else f"{what} {value:.2f} (cut-off {support.threshold:.2f})" if support else f"{what} {value:.2f}")
     else:
         meta = " · ".join(x for x in (readable_date(view.date), view.source) if x)
         st.html(f'<div class="vb-not-mentioned"><div class="vb-title">{html.escape(view.title)}</div>'
@@ -297,11 +318,17 @@ def compare_view(searcher: Searcher, question: str) -> None:
     mentioned = sum(v.mentioned for v in comparison.articles)
     st.html(f"<p>{mentioned} of {len(comparison.articles)} articles address: "
             f"<b>{html.escape(comparison.question)}</b></p>")
-    st.caption(f"An article counts as mentioning it when its closest sentence gives the kind of "
-               f"answer asked for and is at least {comparison.threshold:.2f} similar to the question"
-               f"{' (the red line in the chart)' if mentioned else ''}, or at least "
-               f"{searcher.settings.min_relevance:.2f} when it also holds half of the question's key "
-               "terms; headings never count.")
+    line = " (the red line in the chart)" if mentioned else ""
+    if comparison.learned:
+        st.caption(f"An article counts as mentioning it when the models give at least "
+                   f"{comparison.threshold:.0%} that its closest sentence gives the answer{line}; they weigh "
+                   "its similarity to the question, the question's terms and names it holds, and whether "
+                   "it gives the kind of answer asked for. Headings never count.")
+    else:
+        st.caption(f"An article counts as mentioning it when its closest sentence gives the kind of "
+                   f"answer asked for and is at least {comparison.threshold:.2f} similar to the question"
+                   f"{line}, or at least {searcher.settings.min_relevance:.2f} when it also holds half of "
+                   "the question's key terms; headings never count.")
     if not mentioned:
         st.info("None of the articles seems to address this question, so there is nothing to chart. "
                 "Each article is listed below with why it does not count.")
@@ -313,11 +340,11 @@ def compare_view(searcher: Searcher, question: str) -> None:
     quiet = [v for v in comparison.articles if not v.mentioned]
     for view in [v for v in comparison.articles if v.mentioned] + quiet[:NOT_MENTIONED_SHOWN]:
         with st.container(border=True):
-            _article_card(view, titles)
+            _article_card(view, titles, comparison)
     if len(quiet) > NOT_MENTIONED_SHOWN:
         with st.expander(f"{len(quiet) - NOT_MENTIONED_SHOWN} more articles that do not mention it"):
             for view in quiet[NOT_MENTIONED_SHOWN:]:
-                _article_card(view, titles)
+                _article_card(view, titles, comparison)
     c1, c2 = st.columns(2)
     c1.download_button("Download comparison as Markdown", comparison_markdown(comparison),
                        "comparison.md", "text/markdown")
@@ -330,7 +357,8 @@ def _report_messages(report: UpdateReport) -> list[tuple[str, str]]:
     out = [("warning", f"Not added: {s.path} — {s.reason}.") for s in report.skipped]
     for verb, ids in (("Added", report.added), ("Updated", report.updated)):
         if ids:
-            out.append(("success", f"{verb} {len(ids)} article{'s' if len(ids) > 1 else ''}: {', '.join(ids)}."))
+            named = ", ".join(f"“{report.titles.get(i, i)}” ({i})" for i in ids)
+            out.append(("success", f"{verb} {len(ids)} article{'s' if len(ids) > 1 else ''}: {named}."))
     if report.unchanged:
         out.append(("info", f"Already indexed, unchanged: {', '.join(report.unchanged)}."))
     return out

@@ -46,6 +46,11 @@ HOLDOUT_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions_holdout.jsonl"
 # Written 2026-11-23 by a helper that never saw the system or the other sets: a check
 # written the same way as the hidden one. Not tuned on.
 FRESH_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions_fresh.jsonl"
+# Written 2026-12-01 from the articles alone, for learning the verdicts (bench/train.py).
+TRAIN_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions_train.jsonl"
+# 55 unanswerable questions added for the same purpose by the developer: 40 off-topic, 15
+# naming a place, person or body the articles never connect with the question.
+TRAIN_EXTRA_QUESTIONS = ROOT / "bench" / "data" / "seeds_questions_train_extra.jsonl"
 DEFAULT_SCIFACT = ROOT.parent / "shared" / "bench" / "scifact"
 SEEDS_DIR = ROOT / "seeds"
 TYPES = ("factual", "paraphrase", "multi", "compare")
@@ -129,10 +134,16 @@ class Question:
     question: str
     type: str
     answers: tuple[tuple[str, str], ...]  # (doc_id, evidence)
+    mentions: tuple[str, ...] = ()  # compare questions: every article that gives the answer
 
     @property
     def answerable(self) -> bool:
         return bool(self.answers)
+
+    @property
+    def documents(self) -> tuple[str, ...]:
+        """Every article the labels name (answers and mentions)."""
+        return tuple(dict.fromkeys([*(d for d, _ in self.answers), *self.mentions]))
 
 
 def load_questions(path: str | Path) -> list[Question]:
@@ -143,9 +154,13 @@ def load_questions(path: str | Path) -> list[Question]:
                 continue
             try:
                 raw = json.loads(line)
+                answers = tuple((a["doc_id"], a["evidence"]) for a in raw["answers"])
+                mentions = raw.get("mentions")
+                if mentions is None and raw.get("type") == "compare":
+                    mentions = list(dict.fromkeys(d for d, _ in answers))  # one evidence a mentioning article
                 questions.append(Question(
                     id=str(raw["id"]), question=raw["question"], type=raw.get("type", ""),
-                    answers=tuple((a["doc_id"], a["evidence"]) for a in raw["answers"]),
+                    answers=answers, mentions=tuple(mentions or ()),
                 ))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{n}: not a labelled question ({exc})") from exc
@@ -174,6 +189,7 @@ class Outcome:
     top_answer_typed: bool | None = None  # the top hit's answer_typed / answer_coverage, if any
     top_answer_coverage: float | None = None
     top_answer: str | None = None
+    confidence: float | None = None  # the learned probability that it is answered (None: hand rule)
     missing_evidence: list[str] = field(default_factory=list)
 
 
@@ -237,8 +253,52 @@ def seeds_metrics(outcomes: Sequence[Outcome]) -> dict[str, Any]:
             "n": len(group),
             "hit@1": _mean([o.rank == 1 for o in group]),
             "hit@5": _mean([o.rank is not None and o.rank <= 5 for o in group]),
+            "answer@5": _mean([bool(o.answer_ok) for o in group]),
+            "flagged": _mean([o.flagged for o in group]),  # answerable, wrongly flagged
         }
+    unanswerable = [o for o in outcomes if not o.answerable]
+    if unanswerable:
+        metrics["by_type"]["unanswerable"] = {"n": len(unanswerable), "flagged": _mean([o.flagged for o in unanswerable])}
+    known = [o for o in outcomes if o.confidence is not None]
+    metrics["brier"] = brier([o.confidence for o in known], [o.answerable for o in known]) if known else None
+    metrics["reliability"] = reliability([o.confidence for o in known], [o.answerable for o in known]) if known else []
     return metrics
+
+
+def brier(probabilities: Sequence[float], outcomes: Sequence[bool]) -> float | None:
+    """Mean squared error of probabilities against 0/1 outcomes (lower is better)."""
+    if not probabilities:
+        return None
+    return sum((p - float(y)) ** 2 for p, y in zip(probabilities, outcomes)) / len(probabilities)
+
+
+def reliability(probabilities: Sequence[float], outcomes: Sequence[bool], bins: int = 5) -> list[dict[str, Any]]:
+    """Per probability bin: how many questions, the mean probability, and the share answered."""
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(p, y) for p, y in zip(probabilities, outcomes) if lo <= p < hi or (hi == 1 and p == 1)]
+        if inside:
+            out.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": len(inside),
+                        "mean_probability": sum(p for p, _ in inside) / len(inside),
+                        "answered": sum(float(y) for _, y in inside) / len(inside)})
+    return out
+
+
+def compare_accuracy(searcher: Any, questions: Sequence[Question]) -> dict[str, Any]:
+    """Share of (question, article) verdicts of ``compare`` that agree with the labels (the
+    articles that give the answer), over the compare questions."""
+    from retrieval.compare import compare
+
+    right = total = 0
+    for q in questions:
+        if q.type != "compare":
+            continue
+        gold = set(q.mentions)
+        for view in compare(searcher, q.question).articles:
+            right += view.mentioned == (view.doc_id in gold)
+            total += 1
+    return {"pairs": total, "accuracy": right / total if total else None}
 
 
 def evaluate_seeds(searcher: Any, questions: Sequence[Question]) -> dict[str, Any]:
@@ -256,11 +316,14 @@ def evaluate_seeds(searcher: Any, questions: Sequence[Question]) -> dict[str, An
         outcome = judge(q, result.hits, doc_texts)
         shipped = result if shipped_k == SEEDS_TOP_K else searcher.ask(q.question, top_k=shipped_k)
         outcome.flagged = getattr(shipped, "answerable", True) is False
+        outcome.confidence = getattr(shipped, "confidence", None)
         if callable(relevance) and result.hits:
             outcome.top_relevance = float(relevance(result.hits[0]))
             outcome.max_relevance = max(float(relevance(h)) for h in shipped.hits)
         outcomes.append(outcome)
     metrics = seeds_metrics(outcomes)
+    if any(q.type == "compare" for q in questions) and hasattr(searcher, "rank_scored"):
+        metrics["compare"] = compare_accuracy(searcher, questions)
     metrics["per_question"] = [asdict(o) for o in outcomes]
     return metrics
 
@@ -460,13 +523,23 @@ def seeds_rows(m: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("seeds", "answer@1", m["answer@1"], "over answerable"),
     ]
     for t, g in m["by_type"].items():
+        if t == "unanswerable":
+            continue
         rows.append(("seeds", f"{t} hit@1 / hit@5", f"{_fmt(g['hit@1'])} / {_fmt(g['hit@5'])}",
-                     f"n={g['n']}"))
+                     f"n={g['n']}; answer@5 {_fmt(g['answer@5'])}; wrongly flagged {_fmt(g['flagged'])}"))
     rows += [
         ("seeds", "abstain precision", ab["precision"], f"{ab['flagged']} flagged"),
         ("seeds", "abstain recall", ab["recall"], f"{ab['unanswerable']} unanswerable"),
         ("seeds", "answerable wrongly flagged", ab["answerable_wrongly_flagged"], ""),
     ]
+    if m.get("compare"):
+        rows.append(("seeds", "compare verdicts right", m["compare"]["accuracy"],
+                     f"{m['compare']['pairs']} (question, article) pairs"))
+    if m.get("brier") is not None:
+        rows.append(("seeds", "answered probability: Brier", m["brier"], "lower is better"))
+        for r in m["reliability"]:
+            rows.append(("seeds", f"  probability {r['bin']}", f"{r['answered']:.2f} answered",
+                         f"n={r['n']}, mean probability {r['mean_probability']:.2f}"))
     return rows
 
 

@@ -105,7 +105,7 @@ def _baseline_build(docs: list[Any], settings: Settings, embedder: Any, limit: i
 
 def run_corpus(size: str, backends: list[str], settings: Settings, baseline_embedder: Any,
                builds: int, repeat: int, n_questions: int, cold: int,
-               baseline_limit: int | None, log: Any) -> dict[str, Any]:
+               baseline_limit: int | None, log: Any, verdicts: tuple[str, ...] = ("learned",)) -> dict[str, Any]:
     docs, description = _corpus(size, settings)
     seeds = size == "seeds"
     builds = builds if seeds else 1
@@ -148,9 +148,12 @@ def run_corpus(size: str, backends: list[str], settings: Settings, baseline_embe
                 "passages": result.chunks,
                 "passages_per_s": result.chunks / statistics.median(times),
             }
-            searcher = Searcher.load(vb_settings, embedder=embedder)
-            log(f"[{size}] {name}: {len(questions)} questions x {repeat} ...")
-            cfg["query"] = _time_queries(searcher.ask, questions, repeat)
+            cfg["queries"] = {}
+            for verdict in verdicts:  # the same index, each way of deciding (retrieval/verdict.py)
+                searcher = Searcher.load(replace(vb_settings, verdict=verdict), embedder=embedder)
+                log(f"[{size}] {name}, {verdict} verdict: {len(questions)} questions x {repeat} ...")
+                cfg["queries"][verdict] = _time_queries(searcher.ask, questions, repeat)
+            cfg["query"] = cfg["queries"][verdicts[0]]
             if scored:
                 m = evaluate_seeds(searcher, scored)
                 cfg["quality"] = {k: m[k] for k in ("hit@1", "hit@5", "mrr@10", "answer_sentence_acc")}
@@ -266,8 +269,13 @@ def _table(r: dict[str, Any]) -> str:
     limited = " (baseline: first {:,})".format(base["passages"]) if base.get("limited") else ""
     row(f"build throughput (passages/s){limited}", base["passages_per_s"], lambda c: c["passages_per_s"], "{:.1f}")
     row("index build (s, median)", None if base.get("limited") else base["build_s"], lambda c: c["build_s"])
-    row("query latency median (ms)", base["query"]["median_ms"], lambda c: c["query"]["median_ms"])
-    row("query latency p95 (ms)", base["query"]["p95_ms"], lambda c: c["query"]["p95_ms"])
+    verdicts = list(next(iter(configs.values())).get("queries", {"": None}))
+    for v in verdicts:
+        tag = f", {v} verdict" if len(verdicts) > 1 else ""
+        row(f"query latency median (ms){tag}", base["query"]["median_ms"],
+            lambda c, v=v: c.get("queries", {}).get(v, c["query"])["median_ms"])
+        row(f"query latency p95 (ms){tag}", base["query"]["p95_ms"],
+            lambda c, v=v: c.get("queries", {}).get(v, c["query"])["p95_ms"])
     if "cli" in base:
         row("CLI cold start to first answer (s, median)", base["cli"]["median_s"],
             lambda c: c.get("cli", {}).get("median_s"))
@@ -300,13 +308,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="cold-start runs (new processes) for CLI and app timings; 0 skips them")
     parser.add_argument("--baseline-limit", type=int, default=None, metavar="M",
                         help="on synthetic corpora, time the baseline build on the first M passages only")
+    parser.add_argument("--verdicts", default="learned", metavar="LIST",
+                        help="comma-separated ways of deciding answered/weak/mentioned whose query latency "
+                        "is timed, on the same index: learned (what ships) and/or rule (default: learned)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    verdicts = tuple(v.strip() for v in args.verdicts.split(",") if v.strip())
     try:
         settings = Settings.from_env()
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         for b in backends:
             replace(settings, backend=b)  # validates the name
+        for v in verdicts:
+            replace(settings, verdict=v)
     except VerbatimError as exc:
         parser.error(str(exc))
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -326,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in sizes:
         r = run_corpus(size, backends, settings, baseline_embedder, args.builds, args.repeat,
-                       args.questions, args.cold, args.baseline_limit, log)
+                       args.questions, args.cold, args.baseline_limit, log, verdicts or ("learned",))
         results.append(r)
         if not r["configs"]:
             print(f"\nCorpus {size}: no configuration could run (see the messages above).")

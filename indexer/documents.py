@@ -99,8 +99,10 @@ def read_document(path: str | Path, limits: Limits = Limits()) -> Document:
 def check_size(path: Path | str, size: int, limits: Limits) -> None:
     """Refuse a file larger than ``limits.max_file_bytes``, naming the setting."""
     if size > limits.max_file_bytes:
-        raise DocumentError(f"{path}: {size:,} bytes is over the limit of {limits.max_file_bytes:,} "
-                            "for one file (setting VERBATIM_MAX_FILE_BYTES)")
+        mb = 1024 * 1024
+        raise DocumentError(f"{path}: {size / mb:.1f} MB ({size:,} bytes) is over the limit of "
+                            f"{limits.max_file_bytes / mb:.1f} MB ({limits.max_file_bytes:,} bytes) for one "
+                            "file (setting VERBATIM_MAX_FILE_BYTES)")
 
 
 def check_article(doc: Document, limits: Limits, chunking: ChunkingParams) -> None:

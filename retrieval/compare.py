@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from retrieval.answer import AnswerType
+from retrieval.features import article_features, best_by_passage, sentence_candidates
 from retrieval.searcher import Searcher, check_question
-from retrieval.types import Hit
-from retrieval.verdict import Support
+from retrieval.types import Hit, Result
+from retrieval.verdict import CUT, Support, mention_support
 
 # Two answering sentences at least this similar (cosine) say "nearly the same thing".
 SAME_POINT = 0.75
@@ -63,6 +64,8 @@ class ArticleView:
                            "relevance": round(p.relevance, 4)} for p in self.positions],
             "reason": self.support.reason if self.support else "no passage of it comes close to the question",
             "same_as": list(self.same_as),
+            **({"probability": round(self.support.probability, 4)}
+               if self.support is not None and self.support.probability is not None else {}),
         }
 
 
@@ -73,7 +76,8 @@ class Comparison:
     question: str
     articles: tuple[ArticleView, ...]
     conflicts: tuple[str, ...] = ()  # human-readable notes on numbers that differ within a group
-    threshold: float = 0.0  # the similarity an article's quote needs to count as mentioning it
+    threshold: float = 0.0  # what an article's verdict needs: a similarity (rule) or probability (learned)
+    learned: bool = False  # decided by the learned models: each support carries a probability
 
     def to_json(self) -> dict[str, Any]:
         return {"question": self.question, "articles": [a.to_json() for a in self.articles],
@@ -148,7 +152,7 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
     question = check_question(question, searcher.settings.max_question_chars)
     query = searcher.prepare(question)
     qvec = searcher.encode_question(query.text)
-    ranked = searcher.rank(query, qvec, max(depth, searcher.settings.candidates))
+    ranked, bm25 = searcher.rank_scored(query, qvec, max(depth, searcher.settings.candidates))
     index = searcher.index
     by_doc: dict[int, list[tuple[int, int, float]]] = {}
     for rank, (row, score) in enumerate(ranked, 1):
@@ -157,6 +161,7 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
     closeness = dict(zip(rows.tolist(), searcher.sentence_similarity(rows, qvec).tolist()))
     sentence_bm25 = searcher.sentence_bm25(query)
     threshold = searcher.settings.mention_relevance
+    learned = _learned_mentions(searcher, query, qvec, by_doc, per_article, sentence_bm25, bm25)
     views: list[ArticleView] = []
     answer_vectors: dict[str, np.ndarray] = {}
     for doc_row, doc in enumerate(index.documents):
@@ -164,10 +169,16 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
         if not candidates:
             views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, False, 0.0, None))
             continue
-        hits = [searcher.make_hit(rank, score, row, query, qvec, sentence_bm25)
-                for rank, row, score in candidates[:per_article]]
-        judged = [(searcher.judge(h, threshold), h) for h in hits]
-        support, hit = max(judged, key=lambda j: (j[0].supported, searcher.relevance(j[1]), -j[1].rank))
+        if learned is not None:
+            choice, probability, answered = learned
+            rank, row, score = max(candidates[:per_article], key=lambda c: choice.get(c[1], (0, -1.0))[1])
+            hit = searcher.make_hit(rank, score, row, query, qvec, sentence_bm25, choice)
+            support = mention_support(probability.get(doc_row, 0.0), hit.answer_similarity, answered)
+        else:
+            hits = [searcher.make_hit(rank, score, row, query, qvec, sentence_bm25)
+                    for rank, row, score in candidates[:per_article]]
+            judged = [(searcher.judge(h, threshold), h) for h in hits]
+            support, hit = max(judged, key=lambda j: (j[0].supported, searcher.relevance(j[1]), -j[1].rank))
         mentioned = support.supported
         if mentioned:
             answer_vectors[doc.doc_id] = searcher.embedder.encode([hit.answer.text])[0]
@@ -189,7 +200,29 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
             members.setdefault(g, []).append(v.doc_id)
     views = [replace(v, group=g, same_as=tuple(d for d in members.get(g, []) if d != v.doc_id) if g else ())
              for v, g in zip(views, groups)]
+    if learned is not None:
+        return Comparison(question, tuple(views), tuple(_conflicts(views)), threshold=CUT, learned=True)
     low = (searcher.settings.min_relevance_number if query.kind is AnswerType.NUMBER
            else searcher.settings.min_relevance)
     return Comparison(question, tuple(views), tuple(_conflicts(views)),
                       threshold=max(threshold, searcher.settings.min_relevance, low))
+
+
+def _learned_mentions(searcher: Searcher, query: Any, qvec: np.ndarray,
+                      by_doc: dict[int, list[tuple[int, int, float]]], per_article: int,
+                      sentence_bm25: np.ndarray, bm25: np.ndarray
+                      ) -> tuple[dict[int, tuple[int, float]], dict[int, float], Result] | None:
+    """Under the learned verdict: each candidate passage's best sentence (by the sentence
+    model), each article's probability of mentioning the answer, and the question's own
+    verdict (the Answers view's: when the articles do not answer it, none mentions it);
+    None under the rule."""
+    if searcher.models is None:
+        return None
+    selected = [(row, rank) for candidates in by_doc.values() for rank, row, _ in candidates[:per_article]]
+    cands = sentence_candidates(searcher, query, qvec, sorted(selected, key=lambda s: s[1]), sentence_bm25, bm25)
+    probs = searcher.models.sentence.probability(cands.features)
+    doc_of = np.asarray(searcher.index.chunks)[cands.passages, 0] if len(cands.passages) else np.zeros(0, np.int64)
+    docs, rows = article_features(cands, probs, doc_of)
+    mention = searcher.models.mentioned.probability(rows) if len(rows) else np.zeros(0)
+    return (best_by_passage(cands, probs), {int(d): float(p) for d, p in zip(docs, mention)},
+            searcher.ask(query.question))

@@ -27,12 +27,17 @@ from indexer.settings import Settings
 from indexer.store import IndexData, build_command, load_index
 from retrieval.aliases import load_gazetteer
 from indexer.chunking import BODY
-from retrieval.answer import best_sentence
+from retrieval.answer import best_sentence, states
 from retrieval.citation import cite
 from retrieval.fusion import rrf_fuse
 from retrieval.query import Query, prepare
 from retrieval.types import AnswerSpan, Hit, Result
-from retrieval.verdict import Support, answered, judge
+from retrieval.features import best_by_passage, question_features, sentence_candidates
+from retrieval.learned import VerdictModels, shipped_models
+from retrieval.verdict import Support, answered, decide, judge
+
+# Passages whose sentences the learned models score (at least; 3 x top_k when more).
+LEARNED_DEPTH = 15
 
 
 class RankMode(str, Enum):
@@ -94,7 +99,8 @@ class Searcher:
     >>> searcher.ask("When did Turkey join NATO?").hits[0].title  # doctest: +SKIP
     """
 
-    def __init__(self, index: IndexData, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, index: IndexData, embedder: Embedder, settings: Settings,
+                 models: VerdictModels | None = None) -> None:
         model = index.manifest.model
         if embedder.name != model.name or embedder.dimension != model.dimension:
             raise IndexMismatchError(
@@ -107,7 +113,13 @@ class Searcher:
         self.embedder = embedder
         self.settings = settings
         self._rows = {d.doc_id: i for i, d in enumerate(index.documents)}
+        # What each sentence is, whatever the question (retrieval.features), once computed.
+        self.sentence_facts: dict[int, tuple[str, float, float, float, float, float, float]] = {}
         self.gazetteer = load_gazetteer() if settings.place_aliases else None
+        # The learned decisions (retrieval/learned.py), unless the hand rule is asked for
+        # or no usable model file is there; ``models`` overrides the shipped ones (tests,
+        # cross-validation).
+        self.models = None if settings.verdict == "rule" else (models or shipped_models())
 
     @classmethod
     def load(cls, settings: Settings, embedder: Embedder | None = None) -> "Searcher":
@@ -145,27 +157,49 @@ class Searcher:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
         query = self.prepare(question)
         qvec = self.encode_question(query.text)
-        ranked = self.rank(query, qvec, max(self.settings.candidates, top_k))
-        hits = self.distinct_hits(query, qvec, ranked, top_k)
-        supports = tuple(self.judge(h) for h in hits)
-        return Result(question, hits, answerable=answered(supports), supports=supports)
-
-    def distinct_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]],
-                      top_k: int) -> tuple[Hit, ...]:
-        """The first ``top_k`` hits whose answer sentences differ: overlapping passages
-        that would highlight the same sentence again are skipped."""
+        ranked, bm25 = self.rank_scored(query, qvec, max(self.settings.candidates, top_k))
         sentence_bm25 = self.sentence_bm25(query)
+        if self.models is None:
+            hits, _ = self.distinct_hits(query, qvec, ranked, top_k, sentence_bm25)
+            supports = tuple(self.judge(h) for h in hits)
+            return Result(question, hits, answerable=answered(supports), supports=supports)
+        depth = min(len(ranked), max(LEARNED_DEPTH, 3 * top_k))
+        cands = sentence_candidates(self, query, qvec, [(r, n) for n, (r, _) in enumerate(ranked[:depth], 1)],
+                                    sentence_bm25, bm25)
+        probs = self.models.sentence.probability(cands.features)
+        choice = best_by_passage(cands, probs)
+        hits, rows = self.distinct_hits(query, qvec, ranked, top_k, sentence_bm25, choice)
+        where = {int(r): i for i, r in enumerate(cands.passages)}
+        doc_of = np.asarray(self.index.chunks)[cands.passages, 0] if len(cands.passages) else np.zeros(0, np.int64)
+        features = question_features(cands, probs, [score for _, score in ranked[:depth]],
+                                     [where[r] for r in rows if r in where], doc_of, len(set(query.terms)))
+        confidence = float(self.models.answered.probability(features)[0])
+        answerable, supports = decide(hits, [choice.get(r, (0, None))[1] for r in rows], confidence,
+                                      self.models.answered_cut)
+        return Result(question, hits, answerable=answerable, supports=supports, confidence=confidence)
+
+    def distinct_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]], top_k: int,
+                      sentence_bm25: np.ndarray | None = None,
+                      choice: dict[int, tuple[int, float]] | None = None) -> tuple[tuple[Hit, ...], list[int]]:
+        """The first ``top_k`` hits whose answer sentences differ (overlapping passages
+        that would highlight the same sentence again are skipped), and their passage rows.
+        ``choice`` maps a passage row to the sentence row (and its probability) the
+        sentence model chose; other passages get the hand rule's choice."""
+        if sentence_bm25 is None:
+            sentence_bm25 = self.sentence_bm25(query)
         hits: list[Hit] = []
+        rows: list[int] = []
         seen: set[tuple[str, int]] = set()
         for row, score in ranked:
-            hit = self.make_hit(len(hits) + 1, score, row, query, qvec, sentence_bm25)
+            hit = self.make_hit(len(hits) + 1, score, row, query, qvec, sentence_bm25, choice)
             if (hit.doc_id, hit.answer.start) in seen:
                 continue
             seen.add((hit.doc_id, hit.answer.start))
             hits.append(hit)
+            rows.append(int(row))
             if len(hits) == top_k:
                 break
-        return tuple(hits)
+        return tuple(hits), rows
 
     def prepare(self, question: str) -> Query:
         """The question's search text and BM25 terms (:func:`retrieval.query.prepare`),
@@ -199,38 +233,51 @@ class Searcher:
             depth: how many candidates each ranking contributes.
             mode: see :class:`RankMode`.
         """
+        return self.rank_scored(query, qvec, depth, mode)[0]
+
+    def rank_scored(self, query: Query | str, qvec: np.ndarray, depth: int,
+                    mode: RankMode = RankMode.HYBRID) -> tuple[list[tuple[int, float]], np.ndarray]:
+        """:meth:`rank`, and every passage's BM25 score (zeros in the dense mode)."""
         if isinstance(query, str):
             query = self.prepare(query)
         depth = min(len(self.index.chunks), max(depth, 1))
         scores, ids = self.index.chunk_index.search(qvec[None, :].astype(np.float32), depth)
         dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         if mode is RankMode.DENSE:
-            return dense
+            return dense, np.zeros(len(self.index.chunks), dtype=np.float32)
         bm25 = self._bm25_scores(query)
         lexical = self._top(bm25, depth)
         if mode is RankMode.BM25:
-            return lexical
+            return lexical, bm25
         if mode is RankMode.RRF:
-            return rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k)
+            return rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k), bm25
         rows = np.array(sorted({i for i, _ in dense} | {i for i, _ in lexical}), dtype=np.int64)
         vectors = self.index.chunk_index.reconstruct_batch(rows) if len(rows) else np.zeros((0, len(qvec)))
         passage = vectors @ qvec
         sentence = self.sentence_similarity(rows, qvec)
         fused = _standardise(passage) + _standardise(sentence) + _standardise(bm25[rows])
         order = np.lexsort((rows, -fused))
-        return [(int(rows[i]), float(fused[i])) for i in order]
+        return [(int(rows[i]), float(fused[i])) for i in order], bm25
 
     def make_hit(self, rank: int, score: float, chunk_row: int, query: Query, qvec: np.ndarray,
-                 sentence_bm25: np.ndarray | None = None) -> Hit:
-        """The cited passage at ``chunk_row`` with its best-answering sentence."""
+                 sentence_bm25: np.ndarray | None = None,
+                 choice: dict[int, tuple[int, float]] | None = None) -> Hit:
+        """The cited passage at ``chunk_row`` with its best-answering sentence: the one
+        ``choice`` names for this passage (the sentence model's), else the hand rule's
+        (:func:`retrieval.answer.best_sentence`)."""
         doc_row, start, end, lo, hi = (int(x) for x in self.index.chunks[chunk_row])
         doc = self.index.documents[doc_row]
         spans = np.asarray(self.index.sentences[lo:hi])
         texts = [doc.text[s:e] for _, s, e in spans]
-        lexical = sentence_bm25[lo:hi] if sentence_bm25 is not None else np.zeros(hi - lo)
         body = np.asarray(self.index.sentence_kinds[lo:hi]) == BODY
-        best, similarity, typed = best_sentence(query.question, qvec, texts, self.index.sentence_vectors[lo:hi],
-                                                lexical, query.kind, eligible=body)
+        if choice is not None and chunk_row in choice:
+            best = choice[chunk_row][0] - lo
+            similarity = float(np.asarray(self.index.sentence_vectors[lo + best]) @ qvec)
+            typed = states(query.kind, texts[best], query.question)
+        else:
+            lexical = sentence_bm25[lo:hi] if sentence_bm25 is not None else np.zeros(hi - lo)
+            best, similarity, typed = best_sentence(query.question, qvec, texts, self.index.sentence_vectors[lo:hi],
+                                                    lexical, query.kind, eligible=body)
         _, s_start, s_end = (int(x) for x in spans[best])
         dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
         coverage = 0.0
@@ -244,7 +291,7 @@ class Searcher:
             dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
             answer_kind=query.kind.value, offsets_in=doc.offsets_in, answer_heading=not body[best],
             headings=tuple((int(a), int(b)) for (_, a, b), k in zip(spans, body) if not k),
-            citation=cite(doc, s_start),
+            citation=cite(doc, s_start, self.article_headings(doc.doc_id)),
         )
 
     def article_headings(self, doc_id: str) -> tuple[tuple[int, int], ...]:

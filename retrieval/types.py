@@ -85,6 +85,7 @@ class Result:
     hits: tuple[Hit, ...]
     answerable: bool = True  # False: no passage seems to answer; the hits are only the nearest
     supports: tuple["Support", ...] = ()  # one per hit, same order
+    confidence: float | None = None  # the learned probability that the articles answer it
 
     def answers(self, rank: int) -> bool:
         """Whether the hit at ``rank`` (1-based) is shown as an answer: it supports one and
@@ -103,4 +104,7 @@ class Result:
             if support is not None:
                 item["support"] = {**support.to_json(), "answers": self.answers(hit.rank)}
             hits.append(item)
-        return {"question": self.question, "answerable": self.answerable, "hits": hits}
+        out: dict[str, Any] = {"question": self.question, "answerable": self.answerable, "hits": hits}
+        if self.confidence is not None:
+            out["confidence"] = round(self.confidence, 4)
+        return out

@@ -44,7 +44,9 @@ def _check_hit(hit: dict, rank: int) -> None:  # type: ignore[type-arg]
     extras = {"citation": dict, "support": dict}
     assert set(types) <= set(hit) <= set(types) | set(extras)
     assert set(hit["citation"]) == {"outlet", "date", "paragraph", "url"}
-    assert set(hit["support"]) == {"answers", "reason", "similarity", "threshold"}
+    # "probability": the learned models' (the default verdict), absent under the hand rule.
+    assert {"answers", "reason", "similarity", "threshold"} <= set(hit["support"]) <= {
+        "answers", "reason", "similarity", "threshold", "probability"}
     assert type(hit["support"]["answers"]) is bool and hit["support"]["reason"]
     for key, kind in types.items():
         assert type(hit[key]) is kind, f"{key} is {type(hit[key]).__name__}, expected {kind.__name__}"
@@ -64,7 +66,8 @@ def test_ask_json_prints_one_object_per_question(runs) -> None:  # type: ignore[
     objects = _json_lines(runs["json"])
     assert [o["question"] for o in objects] == [Q1, Q2]
     for obj in objects:
-        assert set(obj) >= {"question", "answerable", "hits"}
+        assert {"question", "answerable", "hits"} <= set(obj) <= {"question", "answerable", "hits", "confidence"}
+        assert 0 <= obj.get("confidence", 0.5) <= 1
         assert type(obj["answerable"]) is bool
         assert len(obj["hits"]) == 5  # VERBATIM_TOP_K default
         for rank, hit in enumerate(obj["hits"], 1):

@@ -78,8 +78,11 @@ def test_seeds_suite_on_tiny_index(tmp_path):  # type: ignore[no-untyped-def]
     assert m["hit@1"] == 0.5 and m["hit@5"] == 1.0
     assert m["mrr@10"] == pytest.approx((1 + 1 / 2) / 2)
     assert m["answer_sentence_acc"] == 0.5 and m["answer@5"] == 0.5 and m["answer@1"] == 0.5
-    assert m["by_type"] == {"factual": {"n": 1, "hit@1": 1.0, "hit@5": 1.0},
-                            "paraphrase": {"n": 1, "hit@1": 0.0, "hit@5": 1.0}}
+    kinds = {k: {f: v for f, v in g.items() if f in ("n", "hit@1", "hit@5")} for k, g in m["by_type"].items()}
+    assert kinds == {"factual": {"n": 1, "hit@1": 1.0, "hit@5": 1.0},
+                     "paraphrase": {"n": 1, "hit@1": 0.0, "hit@5": 1.0}, "unanswerable": {"n": 1}}
+    assert m["by_type"]["unanswerable"]["flagged"] == rows["q3"]["flagged"]
+    assert m["by_type"]["factual"]["answer@5"] == 1.0 and m["by_type"]["paraphrase"]["answer@5"] == 0.0
     # Abstention follows whatever the searcher flagged; checked by hand just below.
     flagged = [rows[q]["flagged"] for q in ("q1", "q2", "q3")]
     assert m["abstention"] == bench_eval.abstention([False, False, True], flagged)
