@@ -16,16 +16,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import altair as alt
-import numpy as np
 import streamlit as st
 
 from indexer.embedding import Embedder, load_embedder
 from indexer.errors import IndexNotFoundError, QuestionError, VerbatimError
 from indexer.settings import Settings
-from indexer.store import IndexData, build_command, current_generation, load_index
-from indexer.update import UpdateReport, remove_documents, upload_articles
+from indexer.stores import open_store
+from indexer.stores.base import DocumentInfo, Store
 from retrieval.citation import readable_date
 from retrieval.compare import ArticleView, Comparison, compare
 from retrieval.export import comparison_markdown, result_markdown, to_json_text
@@ -33,6 +33,9 @@ from retrieval.highlight import highlight_html
 from retrieval.verdict import confidence_words
 from retrieval.searcher import Searcher
 from retrieval.types import Hit, Result
+
+if TYPE_CHECKING:
+    from indexer.update import UpdateReport
 
 VIEWS = ("Answers", "Compare", "Collection")
 CSS = """<style>
@@ -95,17 +98,26 @@ def get_embedder(model_path: str, model_name: str, backend: str) -> Embedder:
 
 
 @st.cache_resource(show_spinner="Loading the index…", max_entries=2)
-def get_index(index_dir: str, generation: str) -> IndexData:
-    # `generation` is part of the cache key: an updated index is picked up without a restart.
-    return load_index(index_dir)
+def get_store(settings_key: str, version: str, _settings: Settings) -> Store:
+    # `version` is part of the cache key: an updated index is picked up without a restart.
+    store = open_store(_settings)
+    store.info  # noqa: B018 - opened (and checked) here, once per version
+    store.document_infos()  # every segment opened and checked too, not only the manifest
+    return store
+
+
+@st.cache_resource(max_entries=2)
+def get_probe(settings_key: str, _settings: Settings) -> Store:
+    # Asked only for version(): what the store holds now (one connection, kept).
+    return open_store(_settings)
 
 
 def get_searcher(settings: Settings) -> Searcher:
-    generation = current_generation(settings.index_dir).name
-    index = get_index(str(settings.index_dir), generation)
+    version = get_probe(repr(settings), settings).version()
+    store = get_store(repr(settings), version, settings)
     # The configured model; Searcher refuses an index built with another one.
     embedder = get_embedder(str(settings.model_path or ""), settings.model_name, settings.backend)
-    return Searcher(index, embedder, settings)
+    return Searcher(store, embedder, settings)
 
 
 # ---------------------------------------------------------------- rendering helpers
@@ -182,9 +194,9 @@ def render_lead(result: Result, cut: float) -> None:
     )
 
 
-def example_questions(index: IndexData, n: int = 3) -> list[str]:
+def example_questions(documents: list[DocumentInfo], n: int = 3) -> list[str]:
     """Example questions drawn from the index: article titles phrased as questions."""
-    titles = [d.title for d in index.documents if d.title]
+    titles = [d.title for d in documents if d.title]
     asked = [t for t in titles if t.endswith("?")]
     others = [f"What do the articles say about “{t[:70]}”?" for t in titles if not t.endswith("?")]
     return (asked + others)[:n]
@@ -204,12 +216,12 @@ def answers_view(searcher: Searcher, question: str, top_k: int) -> None:
         return
     render_lead(result, searcher.models.answered_cut if searcher.models else 0.5)
     st.html(f"<p>{len(result.hits)} passages for: <b>{html.escape(result.question)}</b></p>")
-    texts = {d.doc_id: d.text for d in searcher.index.documents}
     for hit, support in zip(result.hits, result.supports):
+        doc = searcher.document(hit.doc_id)
         with st.container(border=True):
             why = support.reason if result.answerable or not support.supported else (
                 "no passage among the first ones answers, so none counts as an answer")
-            render_hit(hit, texts[hit.doc_id], searcher.article_headings(hit.doc_id),
+            render_hit(hit, doc.text if doc else hit.text, searcher.article_headings(hit.doc_id),
                        result.answers(hit.rank), why)
     c1, c2 = st.columns(2)
     c1.download_button("Download as Markdown", result_markdown(result), "answers.md", "text/markdown")
@@ -352,7 +364,7 @@ def compare_view(searcher: Searcher, question: str) -> None:
                        "comparison.json", "application/json")
 
 
-def _report_messages(report: UpdateReport) -> list[tuple[str, str]]:
+def _report_messages(report: "UpdateReport") -> list[tuple[str, str]]:
     """One message per file: what was added or updated, and each skip with its reason."""
     out = [("warning", f"Not added: {s.path} — {s.reason}.") for s in report.skipped]
     for verb, ids in (("Added", report.added), ("Updated", report.updated)):
@@ -371,6 +383,8 @@ def confirm_removal(doc_id: str, title: str, settings: Settings, embedder: Embed
     c1, c2 = st.columns(2)
     if c1.button("Remove", type="primary", key="confirm-remove"):
         try:
+            from indexer.update import remove_documents  # build time: loaded when first needed
+
             remove_documents([doc_id], settings, embedder)
             st.session_state["collection_messages"] = [("success", f"Removed “{title}” ({doc_id}).")]
         except VerbatimError as exc:
@@ -381,10 +395,10 @@ def confirm_removal(doc_id: str, title: str, settings: Settings, embedder: Embed
 
 
 def collection_view(searcher: Searcher, settings: Settings) -> None:
-    index = searcher.index
+    documents = searcher.store.document_infos()
     for kind, message in st.session_state.pop("collection_messages", []):
         getattr(st, kind)(message)
-    st.subheader(f"{len(index.documents)} articles")
+    st.subheader(f"{len(documents)} articles")
     limit = settings.limits.max_file_bytes
     uploads = st.file_uploader(
         f"Add articles (.txt, .md, .html, .pdf, .docx; up to {size_text(limit)} each)",
@@ -393,6 +407,8 @@ def collection_view(searcher: Searcher, settings: Settings) -> None:
     if uploads and st.button("Add to the index", type="primary"):
         with st.spinner("Indexing…"):
             try:
+                from indexer.update import upload_articles  # build time: loaded when first needed
+
                 report = upload_articles([(u.name, u.getvalue()) for u in uploads], settings,
                                          searcher.embedder)
                 messages = _report_messages(report)
@@ -403,10 +419,9 @@ def collection_view(searcher: Searcher, settings: Settings) -> None:
         st.session_state["collection_messages"] = messages
         st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
         st.rerun()
-    counts = np.bincount(np.asarray(index.chunks)[:, 0], minlength=len(index.documents))
-    for row, doc in enumerate(index.documents):
+    for doc in documents:
         c1, c2 = st.columns([6, 1])
-        meta = " · ".join(x for x in (readable_date(doc.date), f"{int(counts[row])} passages") if x)
+        meta = " · ".join(x for x in (readable_date(doc.date), f"{doc.passages} passages") if x)
         c1.html(f'<div class="vb-title">{html.escape(doc.title)}</div>'
                 f'<div class="vb-cite">{html.escape(meta)}</div>'
                 f'<div class="vb-file">{html.escape(doc.source)} · {html.escape(doc.doc_id)}</div>')
@@ -420,26 +435,34 @@ def main() -> None:
     try:
         settings = Settings.from_env()
         searcher = get_searcher(settings)
-    except IndexNotFoundError:
+    except IndexNotFoundError as exc:
         st.title("Verbatim")
-        st.error(f"There is no index at `{Settings.from_env().index_dir}` yet. Build it from the "
-                 f"seed articles with `{build_command(Settings.from_env().index_dir)}` (or run "
-                 "`make run`), then reload this page.")
+        hint = "" if settings.store else " (`make run` builds it from the seed articles.)"
+        st.error(f"{exc}{hint} Then reload this page.")
         st.stop()
     except VerbatimError as exc:
         st.title("Verbatim")
-        st.error(str(exc))
+        st.error(f"{exc} Then reload this page.")
         st.stop()
+    try:
+        page(searcher, settings)
+    except VerbatimError as exc:  # the index was damaged, or its server went away, while in use
+        st.error(f"{exc} Then reload this page.")
 
-    manifest = searcher.index.manifest
+
+def page(searcher: Searcher, settings: Settings) -> None:
+    """The sidebar and the chosen view."""
+
+    info = searcher.store.info
     with st.sidebar:
         top_k = st.slider("Passages to show", 1, max(20, settings.top_k), settings.top_k)
         st.subheader("Index")
+        where = "" if info.kind == "local" else f"- **Store:** Milvus at `{info.location}`\n"
         st.markdown(
-            f"- **Articles:** {manifest.corpus.documents}\n"
-            f"- **Passages:** {manifest.corpus.chunks}\n"
-            f"- **Model:** `{manifest.model.name}`\n"
-            f"- **Updated:** {local_time(manifest.built_at)}"
+            f"- **Articles:** {info.documents}\n"
+            f"- **Passages:** {info.passages}\n"
+            f"- **Model:** `{info.model.name}`\n"
+            f"- **Updated:** {local_time(info.built_at)}\n" + where
         )
 
     st.title("Verbatim")
@@ -478,7 +501,7 @@ def main() -> None:
         st.info("Ask anything the articles might answer. **Answers** leads with the best answer "
                 "and lists the passages, each with its citation and the answering sentence "
                 "highlighted; **Compare** shows what each article says. Try one of these:")
-        for n, example in enumerate(example_questions(searcher.index)):
+        for n, example in enumerate(example_questions(searcher.store.document_infos())):
             st.button(example, on_click=set_question, args=(example,), key=f"example-{n}")
         return
     if view == "Compare":

@@ -307,7 +307,7 @@ def evaluate_seeds(searcher: Any, questions: Sequence[Question]) -> dict[str, An
     Ranking metrics use ``ask(q, top_k=10)``. The abstention flag is the one the app shows:
     ``ask(q)`` with the configured ``top_k`` (asked again only when that is not 10).
     """
-    doc_texts = {d.doc_id: d.text for d in searcher.index.documents}
+    doc_texts = {d.doc_id: searcher.document(d.doc_id).text for d in searcher.store.document_infos()}
     relevance = getattr(searcher, "relevance", None)
     shipped_k = getattr(getattr(searcher, "settings", None), "top_k", SEEDS_TOP_K)
     outcomes = []
@@ -338,9 +338,9 @@ _READERS = {"__init__.py", "__main__.py", "errors.py", "documents.py", "loaders.
 def _code_hash() -> str:
     """Hash of the indexer sources that turn documents into an index (a change invalidates)."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "indexer").glob("*.py")):
-        if path.name not in _READERS:
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted((ROOT / "indexer").rglob("*.py")):
+        if path.name not in _READERS or path.parent.name != "indexer":
+            h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
@@ -363,17 +363,17 @@ def cache_key(settings: Any, documents: Sequence[Any]) -> str:
 
 
 def _latest_index(name: str, model_name: str) -> Any:
-    """The most recently built cached index of this suite and model, or None."""
+    """The most recently built cached index of this suite and model (a store), or None."""
     from indexer.errors import VerbatimError
-    from indexer.store import load_index
+    from indexer.stores.local import LocalStore
 
     for folder in sorted(CACHE.glob(f"{name}-*/CURRENT"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
-            index = load_index(folder.parent)
+            store = LocalStore(folder.parent)
+            if store.info.model.name == model_name:
+                return store
         except VerbatimError:
             continue
-        if index.manifest.model.name == model_name:
-            return index
     return None
 
 
@@ -381,33 +381,28 @@ def cached_index(name: str, documents: Sequence[Any], settings: Any, embedder_fa
                  *, rebuild: bool = False, log: Any = print) -> Path:
     """The folder of an index of ``documents`` under bench/cache/, built when missing.
 
-    A missing index is built with the current code and settings; where ``build_index``
-    can reuse vectors, the latest cached index of the same suite lends its unchanged ones.
+    A missing index is built with the current code and settings; the latest cached index
+    of the same suite and model lends its unchanged vectors.
     """
-    import inspect
-
     from indexer.build import build_index
     from indexer.errors import VerbatimError
-    from indexer.store import load_index
+    from indexer.stores.local import LocalStore
 
     folder = CACHE / f"{name}-{cache_key(settings, documents)}"
     if not rebuild:
         try:
-            load_index(folder)
+            LocalStore(folder).info  # noqa: B018 - opens and checks it
             log(f"[{name}] reusing cached index {folder.relative_to(ROOT)}")
             return folder
         except VerbatimError:
             pass
-    extra: dict[str, Any] = {}
-    if not rebuild and "previous" in inspect.signature(build_index).parameters:
-        previous = _latest_index(name, settings.model_name)
-        if previous is not None:
-            extra["previous"] = previous
-            log(f"[{name}] reusing unchanged vectors from {previous.path.parent.relative_to(ROOT)}")
+    previous = None if rebuild else _latest_index(name, settings.model_name)
+    if previous is not None:
+        log(f"[{name}] reusing unchanged vectors from {previous.index_dir.relative_to(ROOT)}")
     log(f"[{name}] building index of {len(documents)} documents into {folder.relative_to(ROOT)} ...")
     started = time.perf_counter()
-    result = build_index(documents, settings.with_index(folder), embedder_factory(),
-                         sources=[d.source for d in documents], show_progress=True, **extra)
+    result = build_index(documents, settings.with_index(folder), embedder_factory(), previous=previous,
+                         show_progress=True)
     log(f"[{name}] built: {result.chunks} passages, {result.sentences} sentences "
         f"in {time.perf_counter() - started:.0f} s")
     return folder
@@ -453,7 +448,11 @@ def evaluate_scifact(searcher: Any, queries: dict[str, str], qrels: dict[str, di
     ids = [q for q in queries if any(g > 0 for g in qrels.get(q, {}).values())]
     if limit is not None:
         ids = ids[:limit]
-    doc_of_row = [searcher.index.documents[int(r)].doc_id for r in searcher.index.chunks[:, 0]]
+    from indexer.stores.base import key_doc_id, parse_id
+
+    def doc_of(passage: str) -> str:
+        return key_doc_id(parse_id(passage)[0])
+
     texts = [queries[q] for q in ids]
     # Rank what ask() ranks: the prepared question (framing dropped, place aliases).
     prepared = [searcher.prepare(t) for t in texts]
@@ -472,7 +471,7 @@ def evaluate_scifact(searcher: Any, queries: dict[str, str], qrels: dict[str, di
             t = time.perf_counter()
             ranked = searcher.rank(query, qvec, depth, mode=mode)
             timings[name] += time.perf_counter() - t
-            rankings[name] = collapse(doc_of_row[row] for row, _ in ranked)
+            rankings[name] = collapse(doc_of(pid) for pid, _ in ranked)
         # The shipped pipeline, whatever it does after ranking (fusion, reranking, ...).
         t = time.perf_counter()
         result = searcher.ask(text, top_k=SHIPPED_TOP_K)

@@ -127,7 +127,7 @@ def _eval_seeds(embedder: Any, tmp: Path) -> dict[str, float]:
 
     settings = replace(Settings.from_env(), index_dir=tmp, model_name=embedder.name)
     docs, _ = load_documents([SEEDS_DIR], settings.limits, settings.chunking)
-    build_index(docs, settings, embedder, sources=[d.source for d in docs])
+    build_index(docs, settings, embedder)
     m = evaluate_seeds(Searcher.load(settings, embedder), load_questions(DEFAULT_QUESTIONS))
     return {k: m[k] for k in ("hit@1", "hit@5", "mrr@10", "answer@1")}
 

@@ -5,6 +5,7 @@ measured in the same run.
     python -m bench                                   # or: make bench (seeds, all backends)
     python -m bench --sizes seeds,10000 --backends auto,onnx --baseline-limit 2000
     python -m bench --sizes 100000 --backends auto --cold 0 --baseline-limit 2000
+    python -m bench --stores local,milvus-lite --sizes 10000,100000   # the store as a dimension
 
 The baseline is plain sentence-transformers (PyTorch, its default batch of 32) + an exact
 FAISS inner-product index over the same chunks: no BM25, no hybrid, no answer sentence.
@@ -165,8 +166,9 @@ def run_corpus(size: str, backends: list[str], settings: Settings, baseline_embe
             if "query" not in out["baseline"]:
                 if limit is not None and base_index.ntotal < result.chunks:
                     base_index = faiss.IndexFlatIP(embedder.dimension)
-                    base_index.add(np.ascontiguousarray(
-                        searcher.index.chunk_index.reconstruct_batch(np.arange(result.chunks)), dtype=np.float32))
+                    base_index.add(np.ascontiguousarray(np.vstack(
+                        [seg.index.reconstruct_batch(np.arange(seg.index.ntotal)) for seg in searcher.store.segments]),
+                        dtype=np.float32))
 
                 def baseline_query(q: str, index: Any = base_index) -> None:
                     index.search(baseline_embedder.encode([q]), settings.top_k)
@@ -311,8 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verdicts", default="learned", metavar="LIST",
                         help="comma-separated ways of deciding answered/weak/mentioned whose query latency "
                         "is timed, on the same index: learned (what ships) and/or rule (default: learned)")
+    parser.add_argument("--stores", default=None, metavar="LIST",
+                        help="compare stores instead (local, milvus-lite; bench/stores.py): build, add one "
+                        "article, query and memory at each of --sizes passages (default 10000,100000)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    if args.stores is not None:
+        from bench import stores
+
+        sizes = args.sizes if args.sizes != "seeds" else "10000,100000"
+        extra = ["--json", args.json] if args.json else []
+        return stores.main(["--stores", args.stores, "--sizes", sizes, "--repeat", str(args.repeat),
+                            "--questions", str(args.questions), *extra])
     verdicts = tuple(v.strip() for v in args.verdicts.split(",") if v.strip())
     try:
         settings = Settings.from_env()

@@ -41,7 +41,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,22 +79,20 @@ class Sample:
     mention_labels: dict[int, bool] | None  # per document row, when the labels say
 
 
-def _gold_sentences(q: Question, searcher: Any) -> set[int]:
-    """Sentence rows holding a gold evidence occurrence."""
-    index = searcher.index
-    rows = {d.doc_id: i for i, d in enumerate(index.documents)}
-    sentences = np.asarray(index.sentences)
-    gold: set[int] = set()
+def _gold_rows(q: Question, searcher: Any, sentence_ids: Sequence[str]) -> np.ndarray:
+    """Which of these candidate sentences hold a gold evidence occurrence (bool per id)."""
+    from indexer.stores.base import key_doc_id, parse_id
+
+    spans: dict[str, list[tuple[int, int]]] = {}
     for doc_id, evidence in q.answers:
-        d = rows.get(doc_id)
-        if d is None:
-            continue
-        lo, hi = np.searchsorted(sentences[:, 0], [d, d + 1])
-        for o in evidence_offsets(index.documents[d].text, evidence):
-            for k in range(lo, hi):
-                if sentences[k, 1] <= o and o + len(evidence) <= sentences[k, 2]:
-                    gold.add(int(k))
-    return gold
+        doc = searcher.document(doc_id)
+        if doc is not None:
+            spans.setdefault(doc_id, []).extend((o, o + len(evidence)) for o in evidence_offsets(doc.text, evidence))
+    out = np.zeros(len(sentence_ids), dtype=bool)
+    for j, sid in enumerate(sentence_ids):
+        key, _, start, end = parse_id(sid)
+        out[j] = any(start <= a and b <= end for a, b in spans.get(key_doc_id(key), ()))
+    return out
 
 
 def collect(searcher: Any, questions: Sequence[Question]) -> list[Sample]:
@@ -102,34 +100,31 @@ def collect(searcher: Any, questions: Sequence[Question]) -> list[Sample]:
     from retrieval.features import sentence_candidates
     from retrieval.searcher import LEARNED_DEPTH
 
-    index = searcher.index
-    rows = {d.doc_id: i for i, d in enumerate(index.documents)}
-    chunks = np.asarray(index.chunks)
+    order = {d.doc_id: i for i, d in enumerate(searcher.store.document_infos())}  # document rows, by id
     out = []
     for q in questions:
         query = searcher.prepare(q.question)
         qvec = searcher.encode_question(query.text)
-        ranked, bm25 = searcher.rank_scored(query, qvec, max(searcher.settings.candidates, 400))
-        sentence_bm25 = searcher.sentence_bm25(query)
-        ask = sentence_candidates(searcher, query, qvec, [(r, n) for n, (r, _) in enumerate(
-            ranked[:LEARNED_DEPTH], 1)], sentence_bm25, bm25)
-        gold = _gold_sentences(q, searcher)
-        by_doc: dict[int, list[tuple[int, int]]] = {}
-        for n, (r, _) in enumerate(ranked, 1):
-            by_doc.setdefault(int(chunks[r, 0]), []).append((r, n))
-        selected = sorted((p for c in by_doc.values() for p in c[:3]), key=lambda p: p[1])
+        ranked, passages, bm25 = searcher.rank_scored(query, qvec, max(searcher.settings.candidates, 400))
+        first = [(passages[p], n) for n, (p, _) in enumerate(ranked[:LEARNED_DEPTH], 1)]
+        by_doc: dict[str, list[tuple[Any, int]]] = {}
+        for n, (p, _) in enumerate(ranked, 1):
+            by_doc.setdefault(passages[p].doc_id, []).append((passages[p], n))
+        selected = sorted((c for cs in by_doc.values() for c in cs[:3]), key=lambda c: c[1])
+        sentence_bm25 = searcher.sentence_bm25(query, [p for p, _ in (*first, *selected)])
+        ask = sentence_candidates(searcher, query, qvec, first, sentence_bm25, bm25)
         cmp = sentence_candidates(searcher, query, qvec, selected, sentence_bm25, bm25)
-        docs = frozenset(rows[d] for d in q.documents if d in rows)
+        docs = frozenset(order[d] for d in q.documents if d in order)
         labels = None
         if q.type in ("compare", "multi"):
-            named = {rows[d] for d in (q.mentions or q.documents) if d in rows}
-            labels = {d: d in named for d in range(len(index.documents))}
+            named = {order[d] for d in (q.mentions or q.documents) if d in order}
+            labels = {d: d in named for d in range(len(order))}
         if docs:
             group = min(docs)
         else:
             group = int(hashlib.sha256(q.id.encode()).hexdigest(), 16) % FOLDS
-        out.append(Sample(q, group % FOLDS, docs, ask.features, np.isin(ask.sentences, list(gold)), ask.passage_of,
-                          cmp, chunks[cmp.passages, 0] if len(cmp.passages) else np.zeros(0, np.int64), labels))
+        out.append(Sample(q, group % FOLDS, docs, ask.features, _gold_rows(q, searcher, ask.sentence_ids),
+                          ask.passage_of, cmp, np.array([order[d] for d in cmp.doc_ids], dtype=np.int64), labels))
     return out
 
 
@@ -162,35 +157,36 @@ def _sentence_model(samples: Sequence[Sample]) -> Any:
 
 
 def _question_rows(searcher: Any, sample: Sample, sentence_model: Any) -> np.ndarray:
-    """The answered model's row for a question, as the searcher builds it."""
+    """The answered model's row for a question, as the searcher builds it (``Searcher.ask``)."""
     from retrieval.features import best_by_passage, question_features, sentence_candidates
     from retrieval.searcher import LEARNED_DEPTH
 
     q = sample.question
     query = searcher.prepare(q.question)
     qvec = searcher.encode_question(query.text)
-    ranked, bm25 = searcher.rank_scored(query, qvec, searcher.settings.candidates)
-    sentence_bm25 = searcher.sentence_bm25(query)
     top_k = searcher.settings.top_k
+    ranked, passages, bm25 = searcher.rank_scored(query, qvec, max(searcher.settings.candidates, top_k))
     depth = min(len(ranked), max(LEARNED_DEPTH, 3 * top_k))
-    cands = sentence_candidates(searcher, query, qvec, [(r, n) for n, (r, _) in enumerate(ranked[:depth], 1)],
-                                sentence_bm25, bm25)
+    first = [(passages[p], n) for n, (p, _) in enumerate(ranked[:depth], 1)]
+    sentence_bm25 = searcher.sentence_bm25(query, [p for p, _ in first])
+    cands = sentence_candidates(searcher, query, qvec, first, sentence_bm25, bm25)
     probs = sentence_model.probability(cands.features)
-    _, rows = searcher.distinct_hits(query, qvec, ranked, top_k, sentence_bm25, best_by_passage(cands, probs))
-    where = {int(r): i for i, r in enumerate(cands.passages)}
-    doc_of = np.asarray(searcher.index.chunks)[cands.passages, 0]
-    return question_features(cands, probs, [s for _, s in ranked[:depth]], [where[r] for r in rows if r in where],
-                             doc_of, len(set(query.terms)))
+    _, shown = searcher.distinct_hits(query, qvec, ranked, passages, top_k, sentence_bm25,
+                                      best_by_passage(cands, probs))
+    where = {p: i for i, p in enumerate(cands.passage_ids)}
+    return question_features(cands, probs, [score for _, score in ranked[:depth]],
+                             [where[p] for p in shown if p in where], len(set(query.terms)))
 
 
 def _article_rows(sample: Sample, sentence_model: Any) -> tuple[np.ndarray, np.ndarray]:
     """The mentioned model's rows for a question's articles, and their labels."""
     from retrieval.features import ARTICLE_FEATURES, article_features
 
-    if sample.mention_labels is None or not len(sample.cmp.sentences):
+    if sample.mention_labels is None or not len(sample.cmp.sentence_ids):
         return np.zeros((0, len(ARTICLE_FEATURES))), np.zeros(0, bool)
-    docs, rows = article_features(sample.cmp, sentence_model.probability(sample.cmp.features), sample.cmp_doc)
-    return rows, np.array([sample.mention_labels.get(int(d), False) for d in docs], dtype=bool)
+    docs, rows = article_features(sample.cmp, sentence_model.probability(sample.cmp.features))
+    row_of = dict(zip(sample.cmp.doc_ids, sample.cmp_doc.tolist()))
+    return rows, np.array([sample.mention_labels.get(row_of[d], False) for d in docs], dtype=bool)
 
 
 def fit_models(searcher: Any, samples: Sequence[Sample], info: dict[str, Any] | None = None,
@@ -403,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = collect(rule, questions)
     report: dict[str, Any] = {}
     if not args.no_cv and not args.check:
-        report = cross_validate(lambda m: Searcher(rule.index, embedder, learned_settings, models=m),
+        report = cross_validate(lambda m: Searcher(rule.store, embedder, learned_settings, models=m),
                                 rule, samples, log)
         print(table(("verdict", "kind", "n", "hit@1", "hit@5", "MRR@10", "answer sentence",
                      "unanswerable flagged", "answerable wrongly flagged", "compare verdicts"),

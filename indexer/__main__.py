@@ -1,11 +1,18 @@
 """Command line for building and maintaining the index.
 
     python -m indexer build [PATH ...] [--index DIR] [--if-changed]
-    python -m indexer add PATH ... [--index DIR]
+    python -m indexer add PATH ... [--index DIR] [--batch FILES] [--shard I/N]
     python -m indexer remove DOC_ID ... [--index DIR]
     python -m indexer list [--index DIR] [--json]
     python -m indexer verify [--index DIR]
     python -m indexer repair [--index DIR]
+    python -m indexer compact [--index DIR]
+    python -m indexer upgrade [--index DIR]
+    python -m indexer serve --store milvus:PATH.db [--port PORT]
+
+Every command takes --store URI (VERBATIM_STORE) to work on a Milvus store instead of the
+index folder (--index DIR and --store URI together are a usage error; --index alone means
+that folder, whatever VERBATIM_STORE says).
 
 Everything printed in plain text goes through :func:`indexer.terminal.printable`: file
 names, ids and titles cannot steer the terminal.
@@ -23,7 +30,7 @@ def _interrupted(signum: int, frame: object) -> None:
     KeyboardInterrupt can be swallowed, or turned into an ImportError inside a C
     extension; this cannot). Stopping anywhere is safe: the index is switched atomically,
     and what an interrupted write leaves (``.tmp-*``) the next write removes."""
-    store = sys.modules.get("indexer.store")
+    store = sys.modules.get("indexer.stores.folder")
     updated = bool(getattr(store, "SWITCHED", None))
     try:
         sys.stdout.flush()
@@ -55,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=description)
         p.add_argument("--index", metavar="DIR", default=None,
                        help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
+        p.add_argument("--store", metavar="URI", default=None,
+                       help="where the index lives instead of the folder: milvus:PATH.db (milvus-lite) or "
+                       "http://HOST:PORT (a Milvus server or cluster; token and database from "
+                       "VERBATIM_MILVUS_TOKEN and VERBATIM_MILVUS_DB) (default: VERBATIM_STORE)")
         return p
 
     build = command(
@@ -72,8 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         "Add articles to the index, or update those whose content changed (same file name = "
         "same document id). Unchanged articles are not re-embedded; an article with the same "
         "content as an indexed one is reported as a duplicate and skipped. Creates the index "
-        "when there is none.")
+        "when there is none. Files are read and written in batches (--batch), so memory does "
+        "not grow with their number; --shard I/N takes every N-th file only, for N workers.")
     add.add_argument("paths", nargs="+", metavar="PATH", help="article files or folders")
+    add.add_argument("--batch", type=int, default=500, metavar="FILES",
+                     help="articles read, embedded and written together (default 500)")
+    add.add_argument("--shard", default=None, metavar="I/N",
+                     help="this worker's share of the files: the I-th of N (1 <= I <= N), by the files' "
+                     "sorted order; run N workers with 1/N ... N/N against one Milvus store")
     remove = command("remove", "remove articles by document id",
                      "Remove articles from the index without re-embedding the others.")
     remove.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
@@ -82,16 +99,28 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true",
                      help="print one JSON object per article, one per line")
     command("verify", "check the index against its manifest and its source files",
-            "Check every index file against the manifest's sizes and checksums, the stored "
-            "tables and vectors against the manifest's counts and dimension, and each "
-            "article's source file against the indexed content. Exit 0 when the index is "
-            "intact (changed or missing source files are reported as warnings), 3 when it "
-            "is damaged.")
+            "Check every stored file against its sizes and checksums, the stored tables and "
+            "vectors against the counts and dimension, and each article's source file against "
+            "the indexed content. Exit 0 when the index is intact (changed or missing source "
+            "files are reported as warnings), 3 when it is damaged.")
     command("repair", "make a damaged index answer again from its newest intact generation",
             "When CURRENT (the pointer to the live generation) is missing or damaged, or names "
             "a damaged generation, check every generation the index folder keeps, newest first, "
             "and make the newest intact one current. Deletes nothing. Exit 0 when the index "
-            "answers (it was intact, or was repaired), 3 when no generation is intact.")
+            "answers (it was intact, or was repaired), 3 when no generation is intact. Local "
+            "index folders only.")
+    command("compact", "merge the local index's segments into one",
+            "Every add writes a small segment beside the others; they are merged when there get "
+            "to be many. This merges them all now, leaving out removed articles. Local index "
+            "folders only (Milvus compacts itself).")
+    command("upgrade", "rebuild an index written by an older Verbatim from the articles it stores",
+            "An index of an older format (version 2) is refused until upgraded; this rebuilds it "
+            "from the article texts it stores (re-embedding them), keeping every article. add and "
+            "build upgrade it too.")
+    serve = command("serve", "serve a milvus-lite database on 127.0.0.1 for several processes",
+                    "milvus-lite opens a .db file in one process only. Serve it once (until Ctrl-C) and "
+                    "point the app and the command lines at the printed http://127.0.0.1:PORT.")
+    serve.add_argument("--port", type=int, default=19530, help="port on 127.0.0.1 (default 19530)")
     return parser
 
 
@@ -108,22 +137,25 @@ def _warn_skipped(skipped, docs=()) -> None:  # type: ignore[no-untyped-def]
             say(f"note: {printable(d.source)}: {d.note}", err=True)
 
 
-def _is_current(settings, docs) -> bool:  # type: ignore[no-untyped-def]
-    from indexer.build import same_vector_kind
+def _where(settings) -> str:  # type: ignore[no-untyped-def]
+    from indexer.stores import describe
+
+    return printable(describe(settings))
+
+
+def _is_current(settings, store, docs) -> bool:  # type: ignore[no-untyped-def]
+    from indexer.build import PASSAGE_FIELD, same_vector_kind
     from indexer.embedding import backend_label
-    from indexer.store import corpus_hash, read_manifest
 
     try:
-        manifest = read_manifest(settings.index_dir)
+        info = store.info
+        stored = {(d.doc_id, d.sha256, d.source) for d in store.document_infos()}
     except VerbatimError:
         return False
-    return (
-        manifest.corpus.hash == corpus_hash(docs)
-        and manifest.chunking == settings.chunking
-        and manifest.model.name == settings.model_name
-        and same_vector_kind(manifest.model, backend_label(settings.backend, settings.model_path))
-        and list(manifest.sources) == sorted(d.source for d in docs)
-    )
+    return (stored == {(d.doc_id, d.sha256, d.source) for d in docs}
+            and info.chunking == settings.chunking and info.model.name == settings.model_name
+            and info.passage_field == PASSAGE_FIELD
+            and same_vector_kind(info.model, backend_label(settings.backend, settings.model_path)))
 
 
 def _embedder(settings):  # type: ignore[no-untyped-def]
@@ -132,19 +164,42 @@ def _embedder(settings):  # type: ignore[no-untyped-def]
     return load_embedder(settings.model_path, settings.model_name, settings.backend)
 
 
-def _lazy_embedder(settings):  # type: ignore[no-untyped-def]
+def _lazy_embedder(settings, store):  # type: ignore[no-untyped-def]
     from indexer.embedding import backend_label
-    from indexer.store import read_manifest
     from indexer.update import LazyEmbedder
 
     try:
-        model = read_manifest(settings.index_dir).model
+        model = store.info.model
     except VerbatimError:
         return _embedder(settings)
     if model.name != settings.model_name:
         return _embedder(settings)  # another model: everything is re-embedded with it
     return LazyEmbedder(settings.model_name, model.dimension, lambda: _embedder(settings),
                         backend=backend_label(settings.backend, settings.model_path))
+
+
+def _store(settings):  # type: ignore[no-untyped-def]
+    from indexer.stores import open_store
+
+    return open_store(settings)
+
+
+def _upgrade_from_v2(settings, store, embedder, *, show_progress: bool = True) -> bool:  # type: ignore[no-untyped-def]
+    """When the local index is of format 2, rebuild it from the articles it stores; True
+    when it did."""
+    from indexer.build import build_index
+    from indexer.stores.legacy import legacy_documents
+
+    if settings.store:
+        return False
+    documents = legacy_documents(settings.index_dir)
+    if documents is None:
+        return False
+    say(f"Upgrading the index at {_where(settings)} (format 2) from the {len(documents)} articles it stores…",
+        err=True)
+    build_index(documents, settings, embedder() if callable(embedder) else embedder, store=store,
+                show_progress=show_progress)
+    return True
 
 
 def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
@@ -157,51 +212,87 @@ def _build(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untype
         say(f"error: no readable articles in {' '.join(map(printable, args.paths))} "
             "(expected .txt, .md, .html, .pdf or .docx files).", err=True)
         return 2
-    if args.if_changed and _is_current(settings, docs):
-        say(f"Index at {printable(settings.index_dir)} is up to date ({len(docs)} articles).")
+    store = _store(settings)
+    if args.if_changed and _is_current(settings, store, docs):
+        say(f"Index at {_where(settings)} is up to date ({len(docs)} articles).")
         return 0
     started = time.perf_counter()
-    result = build_index(docs, settings, _embedder(settings), sources=sorted(d.source for d in docs),
-                         show_progress=True)
+    result = build_index(docs, settings, _embedder(settings), store=store, show_progress=True)
     say(f"Indexed {result.documents} articles, {result.chunks} passages, "
-        f"{result.sentences} sentences into {printable(settings.index_dir)} "
+        f"{result.sentences} sentences into {_where(settings)} "
         f"in {time.perf_counter() - started:.1f} s.")
     return 0
 
 
+def _shard(spec: str | None) -> tuple[int, int] | None:
+    from indexer.errors import ConfigError
+
+    if spec is None:
+        return None
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must be I/N, e.g. 2/4; got {spec!r}.") from None
+    if not 1 <= i <= n:
+        raise ConfigError(f"--shard I/N needs 1 <= I <= N; got {spec!r}.")
+    return i, n
+
+
 def _add(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from indexer.documents import load_documents
-    from indexer.loaders import SUPPORTED_SUFFIXES
-    from indexer.store import read_pointer
+    from indexer.files import SUPPORTED_SUFFIXES, find_files
+    from indexer.stores.folder import read_pointer
     from indexer.update import add_documents
 
-    docs, skipped = load_documents(args.paths, settings.limits, settings.chunking)
+    if args.batch < 1:
+        say(f"error: --batch must be at least 1; got {args.batch}.", err=True)
+        return 2
+    shard = _shard(args.shard)
+    files, missing = find_files(args.paths)
+    if shard is not None:
+        files = [f for n, f in enumerate(files) if n % shard[1] == shard[0] - 1]
+    store = _store(settings)
     named = " ".join(map(printable, args.paths))
-    if not docs and read_pointer(settings.index_dir) is None:
-        _warn_skipped(skipped, docs)
+    exists = read_pointer(settings.index_dir) is not None if not settings.store else True
+    if not files and not exists:
+        _warn_skipped(missing)
         say(f"error: no readable articles in {named}, and no index at "
-            f"{printable(settings.index_dir)} to keep: nothing to do. Give .txt, .md, .html, .pdf "
+            f"{_where(settings)} to keep: nothing to do. Give .txt, .md, .html, .pdf "
             "or .docx files or folders holding them.", err=True)
         return 2
-    if not docs and not skipped:
+    if not files and not missing:
         say(f"warning: no article files in {named} (looked for {', '.join(SUPPORTED_SUFFIXES)}); "
             "nothing to add, the index is unchanged.", err=True)
-    report = add_documents(docs, settings, _lazy_embedder(settings), skipped=skipped,
-                           show_progress=True)
-    _warn_skipped(report.skipped, docs)
-    say(f"Added {len(report.added)}, updated {len(report.updated)}, unchanged "
-        f"{len(report.unchanged)}, skipped {len(report.skipped)}.")
-    if report.result is not None:
-        r = report.result
-        say(f"Index now holds {r.documents} articles, {r.chunks} passages; embedded "
-            f"{r.embedded_chunks} passages and {r.embedded_sentences} sentences.")
-    return 0 if docs or not report.skipped else 2
+    embedder = _lazy_embedder(settings, store)
+    if _upgrade_from_v2(settings, store, embedder):
+        store = _store(settings)
+    totals = {"added": 0, "updated": 0, "unchanged": 0, "skipped": len(missing)}
+    last = None
+    readable = 0
+    _warn_skipped(missing)
+    for lo in range(0, max(len(files), 1), args.batch):  # bounded memory: one batch at a time
+        docs, skipped = load_documents(files[lo:lo + args.batch], settings.limits, settings.chunking)
+        readable += len(docs)
+        if not docs and not skipped:
+            continue
+        report = add_documents(docs, settings, embedder, skipped=skipped, show_progress=True, store=store)
+        _warn_skipped(report.skipped, docs)
+        for key in ("added", "updated", "unchanged"):
+            totals[key] += len(getattr(report, key))
+        totals["skipped"] += len(report.skipped)
+        last = report.result or last
+    say(f"Added {totals['added']}, updated {totals['updated']}, unchanged "
+        f"{totals['unchanged']}, skipped {totals['skipped']}.")
+    if last is not None:
+        say(f"Index now holds {last.documents} articles, {last.chunks} passages; embedded "
+            f"{last.embedded_chunks} passages and {last.embedded_sentences} sentences.")
+    return 0 if readable or not totals["skipped"] else 2
 
 
 def _remove(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
     from indexer.update import remove_documents
 
-    report = remove_documents(args.doc_ids, settings, _lazy_embedder(settings))
+    report = remove_documents(args.doc_ids, settings, store=_store(settings))
     result = report.result
     say(f"Removed {', '.join(map(printable, report.removed))}. Index now holds "
         f"{result.documents if result else 0} articles, {result.chunks if result else 0} passages.")
@@ -209,60 +300,108 @@ def _remove(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyp
 
 
 def _list(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    from indexer.store import load_index
-
-    index = load_index(settings.index_dir)
-    counts = np.bincount(np.asarray(index.chunks)[:, 0], minlength=len(index.documents))
-    for row, doc in enumerate(index.documents):
-        item = {"doc_id": doc.doc_id, "title": doc.title, "date": doc.date, "url": doc.url,
-                "source": doc.source, "chunks": int(counts[row]), "chars": len(doc.text)}
+    infos = _store(settings).document_infos()
+    for d in infos:
+        item = {"doc_id": d.doc_id, "title": d.title, "date": d.date, "url": d.url,
+                "source": d.source, "chunks": d.passages, "chars": d.chars}
         if args.json:
             print(json_line(item))
         else:
-            say(f"{printable(doc.doc_id)}  {doc.date or '----------'}  {int(counts[row]):4d} passages  "
-                f"{printable(doc.title[:70])}  ({printable(doc.source)})")
+            say(f"{printable(d.doc_id)}  {d.date or '----------'}  {d.passages:4d} passages  "
+                f"{printable(d.title[:70])}  ({printable(d.source)})")
     if not args.json:
-        say(f"{len(index.documents)} articles, {len(index.chunks)} passages.")
+        say(f"{len(infos)} articles, {sum(d.passages for d in infos)} passages.")
     return 0
 
 
 def _verify(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from indexer.store import verify_index
-
-    report = verify_index(settings.index_dir)
-    for warning in report:
+    for warning in _store(settings).verify():
         say(f"warning: {printable(warning)}", err=True)
-    say(f"Index at {printable(settings.index_dir)} is intact.")
+    say(f"Index at {_where(settings)} is intact.")
     return 0
+
+
+def _local_only(settings, what: str) -> int | None:  # type: ignore[no-untyped-def]
+    if settings.store:
+        say(f"{what} is for local index folders; the Milvus store at {_where(settings)} needs none.")
+        return 0
+    return None
 
 
 def _repair(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
-    from indexer.store import repair_index
+    from indexer.stores.local import repair_index
 
-    done = repair_index(settings.index_dir)
-    for name in done.damaged:
+    done = _local_only(settings, "repair")
+    if done is not None:
+        return done
+    repaired = repair_index(settings.index_dir)
+    for name in repaired.damaged:
         say(f"warning: generation {name} is damaged; passed over (kept in the folder).", err=True)
-    if done.switched:
+    if repaired.switched:
         say(f"Repaired the index at {printable(settings.index_dir)}: it answers from generation "
-            f"{done.generation} again ({done.documents} articles). Nothing was deleted.")
+            f"{repaired.generation} again ({repaired.documents} articles). Nothing was deleted.")
     else:
-        say(f"Index at {printable(settings.index_dir)} is intact ({done.generation}, "
-            f"{done.documents} articles); nothing to repair.")
+        say(f"Index at {printable(settings.index_dir)} is intact ({repaired.generation}, "
+            f"{repaired.documents} articles); nothing to repair.")
     return 0
 
 
+def _compact(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    done = _local_only(settings, "compact")
+    if done is not None:
+        return done
+    store = _store(settings)
+    before = len(store.manifest.segments)
+    if before == 1 and not store.manifest.segments[0].removed:
+        say(f"The index at {printable(settings.index_dir)} is already one segment "
+            f"({store.info.documents} articles); nothing to compact.")
+        return 0
+    started = time.perf_counter()
+    store.compact()
+    say(f"Compacted the index at {printable(settings.index_dir)}: {before} segment(s) into "
+        f"{len(store.manifest.segments)} in {time.perf_counter() - started:.1f} s "
+        f"({store.info.documents} articles).")
+    return 0
+
+
+def _upgrade(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    done = _local_only(settings, "upgrade")
+    if done is not None:
+        return done
+    store = _store(settings)
+    if not _upgrade_from_v2(settings, store, lambda: _embedder(settings)):
+        say(f"Index at {printable(settings.index_dir)} is of the current format; nothing to upgrade.")
+        return 0
+    say(f"Upgraded the index at {printable(settings.index_dir)}: {_store(settings).info.documents} articles.")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-def]
+    from indexer.errors import ConfigError
+    from indexer.stores.milvus_server import main as serve_main
+
+    if not settings.store.startswith("milvus:"):
+        raise ConfigError("serve needs --store milvus:PATH.db (a milvus-lite database file).")
+    import signal
+
+    # Ctrl-C stops serving ("Stopping…", exit 0) instead of the write commands' message.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return serve_main(settings.store.removeprefix("milvus:"), args.port)
+
+
 COMMANDS = {"build": _build, "add": _add, "remove": _remove, "list": _list, "verify": _verify,
-            "repair": _repair}
+            "repair": _repair, "compact": _compact, "upgrade": _upgrade, "serve": _serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "index", None) is not None and getattr(args, "store", None):
+            parser.error("give --index DIR (a local folder) or --store URI, not both")
         from indexer.settings import Settings
 
-        settings = Settings.from_env().with_index(args.index)
+        settings = Settings.from_env().with_index(args.index, args.store)
         return COMMANDS[args.command](args, settings)
     except VerbatimError as exc:
         say(f"error: {exc}", err=True)

@@ -1,30 +1,30 @@
-"""The build pipeline: documents -> sentences and chunks -> embeddings + BM25 -> index.
+"""The build pipeline: documents -> sentences and passages -> embeddings -> a store.
 
-Full builds and incremental updates share one path: :func:`build_index` re-chunks every
-document (cheap) and embeds only the passages and sentences whose vectors the previous
-index does not already hold (same document id, same content, same spans, same model).
-Documents are always stored sorted by id, so any sequence of adds and removes gives the
-same index as a fresh build of the same articles.
+A document becomes a :class:`indexer.stores.base.StoredDocument`: its sentences (with their
+kinds: body, title, heading) and passages with exact offsets, ids derived from the
+document's content and the spans, and vectors. Vectors the store already holds for the
+same ids (same document content, same spans) are reused when they were made by the same
+model and kind of backend; only the rest is embedded. Full builds and updates share this
+path; the store writes the result (:meth:`Store.write`), so any sequence of adds and
+removes answers as a fresh build of the same articles does.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from indexer.ann import choose_index
 from indexer.chunking import article_spans, sentence_kinds
 from indexer.embedding import Embedder
-from indexer.lexical import build_bm25
 from indexer.manifest import ModelInfo
 from indexer.settings import Settings
-from indexer.store import IndexData, check_free_space, write_index, write_lock
+from indexer.stores import open_store
+from indexer.stores.base import (
+    Change, Store, StoredDocument, StoredPassage, StoredSentence, document_key, passage_id, sentence_id,
+)
 from indexer.types import Document
 
 PASSAGE_FIELD = "title + newline + passage"
@@ -32,7 +32,7 @@ PASSAGE_FIELD = "title + newline + passage"
 
 @dataclass(frozen=True)
 class BuildResult:
-    path: Path
+    location: str  # where the store is (printable)
     documents: int
     chunks: int
     sentences: int
@@ -50,41 +50,29 @@ def passage_field(title: str, text: str) -> str:
     return f"{title}\n{text}" if title and not text.startswith(title) else text
 
 
-@dataclass
-class _Layout:
-    """Rows of the new index, and for each document where its rows start."""
+@dataclass(frozen=True)
+class _Plan:
+    """A document cut into sentences and passages, with ids, before embedding."""
 
-    chunk_rows: list[tuple[int, int, int, int, int]] = field(default_factory=list)
-    sentence_rows: list[tuple[int, int, int]] = field(default_factory=list)
-    sentence_kinds: list[int] = field(default_factory=list)  # indexer.chunking BODY/TITLE/HEADING
-    chunk_fields: list[str] = field(default_factory=list)
-    sentence_texts: list[str] = field(default_factory=list)
-    doc_chunks: list[tuple[int, int]] = field(default_factory=list)  # [lo, hi) per document
-    doc_sentences: list[tuple[int, int]] = field(default_factory=list)
+    document: Document
+    sentences: tuple[tuple[str, int, int, int, str], ...]  # id, start, end, kind, text
+    passages: tuple[tuple[str, int, int, int, int, str], ...]  # id, start, end, first, end sentence, field
 
 
-def _layout(documents: Sequence[Document], settings: Settings) -> _Layout:
-    out = _Layout()
-    for row, doc in enumerate(documents):
-        spans, chunks = article_spans(doc.text, settings.chunking, doc.doc_id)
-        first_sentence, first_chunk = len(out.sentence_rows), len(out.chunk_rows)
-        index_of = {span: first_sentence + i for i, span in enumerate(spans)}
-        out.sentence_rows.extend((row, s.start, s.end) for s in spans)
-        out.sentence_kinds.extend(sentence_kinds(doc.text, spans, doc.title))
-        out.sentence_texts.extend(s.slice(doc.text) for s in spans)
-        for chunk in chunks:
-            lo = index_of[chunk.sentences[0]]
-            out.chunk_rows.append((row, chunk.start, chunk.end, lo, lo + len(chunk.sentences)))
-            out.chunk_fields.append(passage_field(doc.title, chunk.text))
-        out.doc_chunks.append((first_chunk, len(out.chunk_rows)))
-        out.doc_sentences.append((first_sentence, len(out.sentence_rows)))
-    return out
-
-
-def _doc_ranges(rows: np.ndarray, n_docs: int) -> list[tuple[int, int]]:
-    """[lo, hi) row range of each document, given rows sorted by document (column 0)."""
-    bounds = np.searchsorted(rows[:, 0], np.arange(n_docs + 1), side="left")
-    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(n_docs)]
+def plan(document: Document, settings: Settings) -> _Plan:
+    """Sentences (with kinds) and passages of a document, with their ids. Trailing page
+    furniture has no sentences (indexer.boilerplate)."""
+    key = document_key(document.doc_id, document.sha256)
+    spans, chunks = article_spans(document.text, settings.chunking, document.doc_id)
+    kinds = sentence_kinds(document.text, spans, document.title)
+    index_of = {span: i for i, span in enumerate(spans)}
+    sentences = tuple((sentence_id(key, s.start, s.end), s.start, s.end, k, s.slice(document.text))
+                      for s, k in zip(spans, kinds))
+    passages = tuple(
+        (passage_id(key, c.start, c.end), c.start, c.end, index_of[c.sentences[0]],
+         index_of[c.sentences[0]] + len(c.sentences), passage_field(document.title, c.text))
+        for c in chunks)
+    return _Plan(document, sentences, passages)
 
 
 def vector_kind(backend: str) -> str:
@@ -100,57 +88,28 @@ def same_vector_kind(model: ModelInfo, backend: str) -> bool:
     return vector_kind(model.backend) == vector_kind(backend)
 
 
-def _reusable(previous: IndexData | None, embedder: Embedder) -> bool:
-    if previous is None:
+def reusable(store: Store | None, embedder: Embedder) -> bool:
+    """Whether ``store``'s vectors may be reused by ``embedder`` (same model, dimension,
+    kind of backend and passage text)."""
+    if store is None:
         return False
-    m = previous.manifest
-    return (m.model.name == embedder.name and m.model.dimension == embedder.dimension
-            and same_vector_kind(m.model, getattr(embedder, "backend", "torch"))
-            and m.passage_field == PASSAGE_FIELD)
+    try:
+        info = store.info
+    except Exception:  # noqa: BLE001 - no index yet, or one that cannot be read: nothing to reuse
+        return False
+    return (info.model.name == embedder.name and info.model.dimension == embedder.dimension
+            and same_vector_kind(info.model, getattr(embedder, "backend", "torch"))
+            and info.passage_field == PASSAGE_FIELD)
 
 
-def estimated_bytes(layout: _Layout, documents: Sequence[Document], dimension: int) -> int:
-    """About how many bytes a generation of these documents takes on disk (an upper
-    estimate: the stored texts, passage and sentence tables and vectors, BM25 postings)."""
-    text = sum(len(d.text.encode("utf-8", "surrogatepass")) for d in documents)
-    rows = len(layout.chunk_rows) + len(layout.sentence_rows)
+def estimated_bytes(plans: Sequence[_Plan], dimension: int) -> int:
+    """About how many bytes the stored documents take (an upper estimate)."""
+    text = sum(len(p.document.text.encode("utf-8", "surrogatepass")) for p in plans)
+    rows = sum(len(p.passages) + len(p.sentences) for p in plans)
     return int(1.3 * (1.2 * text + rows * (4 * dimension + 48) + 3 * text)) + 1_000_000
 
 
 Precomputed = Mapping[str, np.ndarray]
-
-
-def embed_ahead(
-    documents: Sequence[Document],
-    settings: Settings,
-    embedder: Embedder,
-    *,
-    previous: IndexData | None = None,
-    show_progress: bool = False,
-) -> dict[str, np.ndarray]:
-    """Embed, before the writer lock is taken, the passages and sentences of the
-    ``documents`` that ``previous`` does not already hold, keyed by the embedded text.
-
-    An update then holds the lock only to merge and write (:func:`build_index` with
-    ``precomputed``): embedding an article, the slow part, never blocks other writers.
-
-    Raises:
-        IndexWriteError: the disk cannot hold the index this would make.
-    """
-    known = ({(d.doc_id, d.sha256) for d in previous.documents}
-             if previous is not None and _reusable(previous, embedder) else set())
-    todo = [d for d in documents if (d.doc_id, d.sha256) not in known]
-    if not todo:
-        return {}
-    layout = _layout(todo, settings)
-    check_free_space(settings.index_dir, estimated_bytes(layout, todo, embedder.dimension)
-                     + (previous.manifest.total_bytes if previous is not None else 0))
-    out: dict[str, np.ndarray] = {}
-    for texts, what in ((layout.chunk_fields, "passages"), (layout.sentence_texts, "sentences")):
-        unique = list(dict.fromkeys(t for t in texts if t not in out))
-        if unique:
-            out.update(zip(unique, _encode(embedder, unique, settings, show_progress, what)))
-    return out
 
 
 def _encode(embedder: Embedder, texts: Sequence[str], settings: Settings, show_progress: bool,
@@ -161,58 +120,96 @@ def _encode(embedder: Embedder, texts: Sequence[str], settings: Settings, show_p
     return embedder.encode(list(texts), batch_size=settings.batch_size, show_progress=show_progress)
 
 
-def _vectors(
-    documents: Sequence[Document],
-    layout: _Layout,
-    previous: IndexData | None,
-    embedder: Embedder,
-    settings: Settings,
-    show_progress: bool,
-    precomputed: Precomputed,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Chunk and sentence vectors for the new layout, copying what ``previous`` holds and
-    what was embedded ahead (``precomputed``), embedding the rest."""
-    chunk_vectors = np.zeros((len(layout.chunk_rows), embedder.dimension), dtype=np.float32)
-    sentence_vectors = np.zeros((len(layout.sentence_rows), embedder.dimension), dtype=np.float32)
-    chunk_todo = np.ones(len(layout.chunk_rows), dtype=bool)
-    sentence_todo = np.ones(len(layout.sentence_rows), dtype=bool)
-    reused: list[str] = []
-    if previous is not None and _reusable(previous, embedder):
-        old_rows = {d.doc_id: (i, d.sha256) for i, d in enumerate(previous.documents)}
-        old_chunks = _doc_ranges(np.asarray(previous.chunks), len(previous.documents))
-        old_sentences = _doc_ranges(np.asarray(previous.sentences), len(previous.documents))
-        for row, doc in enumerate(documents):
-            old = old_rows.get(doc.doc_id)
-            if old is None or old[1] != doc.sha256:
+def _check_room(store: Store, plans: Sequence[_Plan], dimension: int) -> None:
+    check = getattr(store, "check_room", None)
+    if callable(check):
+        check(estimated_bytes(plans, dimension))
+
+
+def stored_documents(documents: Sequence[Document], settings: Settings, embedder: Embedder, store: Store | None,
+                     *, precomputed: Precomputed | None = None, vectors_from: Store | None = None,
+                     show_progress: bool = False) -> tuple[list[StoredDocument], int, int, tuple[str, ...]]:
+    """The documents cut, identified and embedded, ready to write to ``store``.
+
+    Vectors are taken, in order, from ``vectors_from`` (default: ``store``; same ids, when
+    :func:`reusable`), from ``precomputed`` (by text: :func:`embed_ahead`), else embedded now.
+
+    Returns:
+        (stored documents, passages and sentences embedded for this write (now or ahead),
+        ids of the documents whose vectors all came from the store).
+
+    Raises:
+        IndexWriteError: the disk cannot hold what would be written (checked first).
+    """
+    plans = [plan(d, settings) for d in documents]
+    if store is not None:
+        _check_room(store, plans, embedder.dimension)
+    known: dict[str, np.ndarray] = {}
+    lender = vectors_from if vectors_from is not None else store
+    if reusable(lender, embedder):
+        ids = [i for p in plans for i in (*(s[0] for s in p.sentences), *(q[0] for q in p.passages))]
+        known = lender.vectors(ids)  # type: ignore[union-attr]
+    ahead = precomputed or {}
+    embedded = [0, 0]  # passages, sentences whose vectors did not come from the store
+    vectors: dict[str, np.ndarray] = dict(known)
+    for kind, rows in (("passages", [(q[0], q[5]) for p in plans for q in p.passages]),
+                       ("sentences", [(s[0], s[4]) for p in plans for s in p.sentences])):
+        todo = []
+        for item_id, text in rows:
+            if item_id in vectors:
                 continue
-            (clo, chi), (slo, shi) = layout.doc_chunks[row], layout.doc_sentences[row]
-            (oclo, ochi), (oslo, oshi) = old_chunks[old[0]], old_sentences[old[0]]
-            new_c = np.array(layout.chunk_rows[clo:chi], dtype=np.int64).reshape(-1, 5)
-            new_s = np.array(layout.sentence_rows[slo:shi], dtype=np.int64).reshape(-1, 3)
-            old_c, old_s = np.asarray(previous.chunks[oclo:ochi]), np.asarray(previous.sentences[oslo:oshi])
-            # Same spans (offsets relative to the document's first sentence row) -> same vectors.
-            if (new_c.shape != old_c.shape or new_s.shape != old_s.shape
-                    or not np.array_equal(new_c[:, 1:3], old_c[:, 1:3])
-                    or not np.array_equal(new_c[:, 3:] - slo, old_c[:, 3:] - oslo)
-                    or not np.array_equal(new_s[:, 1:], old_s[:, 1:])):
-                continue
-            if ochi > oclo:  # reconstruct_batch is fast on IVF too (reconstruct_n scans every list)
-                chunk_vectors[clo:chi] = previous.chunk_index.reconstruct_batch(
-                    np.arange(oclo, ochi, dtype=np.int64))
-            sentence_vectors[slo:shi] = previous.sentence_vectors[oslo:oshi]
-            chunk_todo[clo:chi] = False
-            sentence_todo[slo:shi] = False
-            reused.append(doc.doc_id)
-    for vectors, todo, texts, what in ((chunk_vectors, chunk_todo, layout.chunk_fields, "passages"),
-                                       (sentence_vectors, sentence_todo, layout.sentence_texts, "sentences")):
-        for i in np.flatnonzero(todo):
-            if texts[i] in precomputed:
-                vectors[i] = precomputed[texts[i]]
-                todo[i] = False
-        rows = np.flatnonzero(todo)
-        if len(rows):
-            vectors[rows] = _encode(embedder, [texts[i] for i in rows], settings, show_progress, what)
-    return chunk_vectors, sentence_vectors, reused
+            embedded[kind == "sentences"] += 1
+            if text in ahead:
+                vectors[item_id] = ahead[text]
+            else:
+                todo.append((item_id, text))
+        if todo:
+            unique = list(dict.fromkeys(t for _, t in todo))
+            fresh = dict(zip(unique, _encode(embedder, unique, settings, show_progress, kind)))
+            for item_id, text in todo:
+                vectors[item_id] = fresh[text]
+    out = []
+    for p in plans:
+        sentences = tuple(StoredSentence(i, s, e, k, t, vectors[i]) for i, s, e, k, t in p.sentences)
+        passages = tuple(StoredPassage(i, s, e, lo, hi, f, vectors[i]) for i, s, e, lo, hi, f in p.passages)
+        out.append(StoredDocument(p.document, passages, sentences))
+    reused = tuple(p.document.doc_id for p in plans
+                   if all(q[0] in known for q in p.passages) and all(s[0] in known for s in p.sentences))
+    return out, embedded[0], embedded[1], reused
+
+
+def embed_ahead(documents: Sequence[Document], settings: Settings, embedder: Embedder, *,
+                store: Store | None = None, show_progress: bool = False) -> dict[str, np.ndarray]:
+    """Embed, before any lock is taken, the passages and sentences of ``documents`` that
+    ``store`` does not already hold, keyed by the embedded text.
+
+    An update then holds the lock only to merge and write: embedding an article, the slow
+    part, never blocks other writers.
+
+    Raises:
+        IndexWriteError: the disk cannot hold what this would add.
+    """
+    plans = [plan(d, settings) for d in documents]
+    if not plans:
+        return {}
+    if store is not None:
+        _check_room(store, plans, embedder.dimension)
+    known: set[str] = set()
+    if reusable(store, embedder):
+        ids = [i for p in plans for i in (*(s[0] for s in p.sentences), *(q[0] for q in p.passages))]
+        known = set(store.vectors(ids))  # type: ignore[union-attr]
+    out: dict[str, np.ndarray] = {}
+    for kind, texts in (("passages", [q[5] for p in plans for q in p.passages if q[0] not in known]),
+                        ("sentences", [s[4] for p in plans for s in p.sentences if s[0] not in known])):
+        unique = list(dict.fromkeys(t for t in texts if t not in out))
+        if unique:
+            out.update(zip(unique, _encode(embedder, unique, settings, show_progress, kind)))
+    return out
+
+
+def model_record(embedder: Embedder) -> ModelInfo:
+    """What the store records of the model that made its vectors."""
+    return ModelInfo(embedder.name, embedder.dimension, True, getattr(embedder, "backend", "torch"))
 
 
 def build_index(
@@ -220,64 +217,42 @@ def build_index(
     settings: Settings,
     embedder: Embedder,
     *,
-    previous: IndexData | None = None,
-    sources: Sequence[str] = (),
+    store: Store | None = None,
+    previous: Store | None = None,
     show_progress: bool = False,
-    locked: bool = False,
     precomputed: Precomputed | None = None,
+    based_on: str | None = None,
 ) -> BuildResult:
-    """Chunk, embed and index ``documents`` into ``settings.index_dir`` (replacing it atomically).
-
-    Everything but the write happens before the writer lock is taken (unless ``locked``):
-    a full build embeds without blocking other writers, and holds the lock to write.
+    """Chunk, embed and store ``documents``, replacing what the store held (atomically).
 
     Args:
-        documents: the articles; document ids must be unique. Stored sorted by id.
-        settings: chunking parameters, batch size and index folder.
-        embedder: the model; its ``name`` and ``dimension`` go into the manifest.
-        previous: an index whose vectors may be reused for unchanged documents.
-        sources: the paths the documents came from, recorded for the rebuild hint.
+        documents: the articles; document ids must be unique.
+        settings: chunking parameters, batch size, and which store (``settings.store`` /
+            ``index_dir``) unless ``store`` is given.
+        embedder: the model; its ``name`` and ``dimension`` are recorded.
+        store: the store to write (default: :func:`indexer.stores.open_store` of settings);
+            its vectors are reused for unchanged passages and sentences.
+        previous: another store to take unchanged vectors from instead (same model).
         show_progress: show a progress bar while embedding.
-        locked: the caller already holds :func:`indexer.store.write_lock` (an update that
-            read ``previous`` under the same lock, so no other writer slips in between).
         precomputed: vectors embedded ahead (:func:`embed_ahead`), by text.
+        based_on: the store's ``version()`` that ``documents`` were read from (a rebuild of
+            what it held): the write is refused if another writer has changed it since.
 
     Raises:
         ValueError: duplicate document ids, or no text at all.
-        IndexLockedError: another writer holds the index.
+        IndexLockedError: another writer holds the index, or changed it since ``based_on``.
         IndexWriteError: the disk cannot hold the new index, or the folder is read-only.
     """
     documents = sorted(documents, key=lambda d: d.doc_id)
     ids = [d.doc_id for d in documents]
     if len(set(ids)) != len(ids):
         raise ValueError("document ids must be unique")
-    layout = _layout(documents, settings)
-    if not layout.chunk_rows:
+    store = store if store is not None else open_store(settings)
+    stored, emb_p, emb_s, reused = stored_documents(documents, settings, embedder, store, precomputed=precomputed,
+                                                    vectors_from=previous, show_progress=show_progress)
+    if not any(d.passages for d in stored):
         raise ValueError("there is no text to index")
-    check_free_space(settings.index_dir, estimated_bytes(layout, documents, embedder.dimension))
-    chunk_vectors, sentence_vectors, reused = _vectors(
-        documents, layout, previous, embedder, settings, show_progress, precomputed or {})
-    bm25, sentence_bm25 = build_bm25(layout.chunk_fields), build_bm25(layout.sentence_texts)
-    with contextlib.nullcontext() if locked else write_lock(settings.index_dir):
-        path = write_index(
-            settings.index_dir,
-            documents=list(documents),
-            chunks=np.array(layout.chunk_rows, dtype=np.int64).reshape(-1, 5),
-            sentences=np.array(layout.sentence_rows, dtype=np.int64).reshape(-1, 3),
-            sentence_kinds=np.array(layout.sentence_kinds, dtype=np.uint8),
-            chunk_vectors=chunk_vectors,
-            sentence_vectors=sentence_vectors,
-            bm25=bm25,
-            sentence_bm25=sentence_bm25,
-            model={"name": embedder.name, "dimension": embedder.dimension, "normalized": True,
-                   "backend": getattr(embedder, "backend", "torch")},
-            chunking=settings.chunking,
-            extra={"sources": list(sources), "passage_field": PASSAGE_FIELD},
-            vector_spec=choose_index(len(layout.chunk_rows), embedder.dimension, settings.exact_max),
-        )
-    reused_chunks = sum(hi - lo for (lo, hi), d in zip(layout.doc_chunks, documents) if d.doc_id in reused)
-    reused_sentences = sum(hi - lo for (lo, hi), d in zip(layout.doc_sentences, documents) if d.doc_id in reused)
-    return BuildResult(path, len(documents), len(layout.chunk_rows), len(layout.sentence_rows),
-                       embedded_chunks=len(layout.chunk_rows) - reused_chunks,
-                       embedded_sentences=len(layout.sentence_rows) - reused_sentences,
-                       reused_documents=tuple(reused))
+    store.write(Change(put=tuple(stored), model=model_record(embedder), chunking=settings.chunking,
+                       passage_field=PASSAGE_FIELD, replace_all=True, based_on=based_on))
+    return BuildResult(store.info.location, len(stored), sum(len(d.passages) for d in stored),
+                       sum(len(d.sentences) for d in stored), emb_p, emb_s, reused)

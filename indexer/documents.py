@@ -5,58 +5,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.chunking import article_spans
 from indexer.errors import DocumentError
-from indexer.loaders import SUPPORTED_SUFFIXES, extract
+from indexer.files import SUPPORTED_SUFFIXES, Skipped, find_files  # noqa: F401 - re-exported
+from indexer.loaders import extract
 from indexer.settings import ChunkingParams, Limits
 from indexer.types import Document
 
 _URL = re.compile(r"https?://[^\s<>\"'”’)\]]+")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file that was not indexed, and why (``reason`` does not repeat the path)."""
-
-    path: str
-    reason: str
-
-    @classmethod
-    def because(cls, path: str | Path, error: DocumentError) -> "Skipped":
-        """The skip a :class:`DocumentError` about ``path`` stands for (its message starts
-        with the path; the reason is the rest)."""
-        return cls(str(path), str(error).removeprefix(f"{path}: "))
-
-
-def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
-    """Expand files and folders (recursively) into supported article files, sorted.
-
-    A path that does not exist, or a file with an unsupported suffix named directly, is
-    reported as skipped rather than silently ignored.
-    """
-    found: list[Path] = []
-    skipped: list[Skipped] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.is_file():
-            if path.suffix.lower() in SUPPORTED_SUFFIXES:
-                found.append(path)
-            else:
-                skipped.append(Skipped(str(path), f"unsupported file type {path.suffix or '(none)'!r}; "
-                                       f"supported: {', '.join(SUPPORTED_SUFFIXES)}"))
-        else:
-            skipped.append(Skipped(str(path), "no such file or folder"))
-    unique = sorted(dict.fromkeys(found))
-    return unique, skipped
 
 
 def title_of(text: str) -> str:

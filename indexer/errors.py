@@ -25,6 +25,10 @@ class IndexNotFoundError(VerbatimError):
     """No index at the given directory."""
 
 
+class StoreUnavailableError(VerbatimError):
+    """The store's server cannot be reached (it may hold an index: nothing is assumed)."""
+
+
 class IndexMismatchError(VerbatimError):
     """The index on disk was built with another format, model or settings, or is corrupt."""
 

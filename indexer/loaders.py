@@ -43,11 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from indexer.errors import DocumentError
+from indexer.files import HTML_SUFFIXES, SUPPORTED_SUFFIXES, TEXT_SUFFIXES  # noqa: F401 - re-exported
 from indexer.settings import Limits
 
-TEXT_SUFFIXES = (".txt", ".md")
-HTML_SUFFIXES = (".html", ".htm")
-SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, *HTML_SUFFIXES, ".pdf", ".docx")
 
 _BINARY_PROBE = 8192
 # Line separators other than \n, and control characters that have no place in stored text

@@ -133,13 +133,13 @@ def _import_onnxruntime() -> Any:
 
 
 def _version(package: str) -> str | None:
-    from indexer.store import package_version
+    from indexer.stores.folder import package_version
 
     return package_version(package)
 
 
 def _sha256(path: Path) -> str:
-    from indexer.store import sha256_file
+    from indexer.stores.folder import sha256_file
 
     return sha256_file(path)
 

@@ -7,6 +7,7 @@ lists them. Nothing else in the code base reads ``os.environ`` for configuration
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -107,6 +108,12 @@ class Settings:
     """All configuration. Build one with :meth:`from_env`; override fields with ``replace``."""
 
     index_dir: Path = Path("index")
+    #: Where the index lives (indexer/stores): "" for the local folder ``index_dir``,
+    #: "milvus:PATH.db" for milvus-lite, "http://HOST:PORT" for a Milvus server or cluster.
+    store: str = ""
+    milvus_token: str = field(default="", repr=False)  # never printed
+    milvus_db: str = ""
+    milvus_collection: str = "verbatim"  # prefix of the collections
     upload_dir: Path = Path("articles")
     model_path: Path | None = field(default_factory=packaged_model_path)
     model_name: str = "all-MiniLM-L6-v2"
@@ -133,6 +140,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"VERBATIM_BACKEND must be one of {', '.join(BACKENDS)}; got {self.backend!r}.")
+        if self.milvus_collection and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", self.milvus_collection):
+            raise ConfigError("VERBATIM_MILVUS_COLLECTION must be letters, digits and _ (not starting with a "
+                              f"digit); got {self.milvus_collection!r}.")
         if self.verdict not in VERDICTS:
             raise ConfigError(f"VERBATIM_VERDICT must be one of {', '.join(VERDICTS)}; got {self.verdict!r}.")
         if self.top_k < 1:
@@ -157,6 +167,10 @@ class Settings:
         )
         return cls(
             index_dir=Path(env.get("VERBATIM_INDEX_DIR") or base.index_dir),
+            store=(env.get("VERBATIM_STORE") or "").strip(),
+            milvus_token=env.get("VERBATIM_MILVUS_TOKEN") or "",
+            milvus_db=(env.get("VERBATIM_MILVUS_DB") or "").strip(),
+            milvus_collection=(env.get("VERBATIM_MILVUS_COLLECTION") or base.milvus_collection).strip(),
             upload_dir=Path(env.get("VERBATIM_UPLOAD_DIR") or base.upload_dir),
             model_path=model_path,
             model_name=model_name,
@@ -183,6 +197,14 @@ class Settings:
             exact_max=_int(env, "VERBATIM_EXACT_MAX", base.exact_max, 0, 10**9),
         )
 
-    def with_index(self, index_dir: str | Path | None) -> "Settings":
-        """The same settings with another index directory (``None`` keeps this one)."""
-        return self if index_dir is None else replace(self, index_dir=Path(index_dir))
+    def with_index(self, index_dir: str | Path | None, store: str | None = None) -> "Settings":
+        """The same settings with another index directory or store URI (``None`` keeps this
+        one). An index directory given alone means that local folder, whatever
+        ``VERBATIM_STORE`` says: ``--index DIR`` never writes into a Milvus collection.
+
+        >>> s = Settings(store="milvus:x.db").with_index("here")
+        >>> (str(s.index_dir), s.store)
+        ('here', '')
+        """
+        out = self if index_dir is None else replace(self, index_dir=Path(index_dir), store="")
+        return out if store is None else replace(out, store=store.strip())

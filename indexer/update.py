@@ -1,25 +1,29 @@
-"""Adding and removing articles in an existing index, embedding only what is new.
+"""Adding and removing articles in an existing store, embedding only what is new.
 
-Both operations go through :func:`indexer.build.build_index` with the current index as
-``previous``: unchanged articles keep their vectors, the BM25 index is rebuilt from the
-stored texts (fast), and the new generation replaces the old one atomically.
+Adds embed the new or changed articles first (no lock held), then write one change to the
+store: the local store adds a segment beside the others, Milvus inserts rows. Removals
+write only the removal: nothing is re-chunked or re-embedded. A change of the model or
+of the chunking settings rebuilds everything from the stored articles.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from indexer.build import BuildResult, Precomputed, build_index, embed_ahead
+from indexer.build import (
+    PASSAGE_FIELD, BuildResult, build_index, embed_ahead, model_record, stored_documents,
+)
 from indexer.documents import Skipped
 from indexer.embedding import Embedder
 from indexer.errors import DocumentError, IndexNotFoundError, IndexWriteError
 from indexer.settings import Settings
-from indexer.store import IndexData, load_index, write_lock
+from indexer.stores import open_store, store_option
+from indexer.stores.base import Change, DocumentInfo, Store
 from indexer.types import Document
 
 
@@ -61,9 +65,10 @@ class UpdateReport:
     titles: dict[str, str] = field(default_factory=dict)  # of the added and updated articles
 
 
-def _current(settings: Settings) -> IndexData | None:
+def _infos(store: Store) -> list[DocumentInfo] | None:
+    """The stored documents' metadata, or None when there is no index yet."""
     try:
-        return load_index(settings.index_dir)
+        return store.document_infos()
     except IndexNotFoundError:
         return None
 
@@ -84,36 +89,25 @@ def add_documents(
     skipped: Sequence[Skipped] = (),
     show_progress: bool = False,
     on_accept: Callable[[Sequence[Document]], None] | None = None,
+    store: Store | None = None,
 ) -> UpdateReport:
     """Add or update articles. A document whose id exists is replaced when its content
     changed and it comes from the same file; a different file with an indexed article's id
     is skipped (it would replace that article: rename it, or remove the other first), and an
     article whose content equals another article's is reported and skipped.
 
-    Creates the index when there is none yet, and rebuilds it when it was built with other
-    chunking settings or another model. The writer lock is held from reading the current
-    index to writing the new one, so a concurrent update cannot be lost; the new articles
-    are embedded before it is taken (:func:`indexer.build.embed_ahead`). ``on_accept`` is
-    called under the lock with the documents that will be added or updated, before the new
-    index is written (uploads save their files there).
+    Creates the index when there is none yet, and rebuilds it from the stored articles when
+    it was built with other chunking settings or another model. The new articles are
+    embedded before anything is written (:func:`indexer.build.embed_ahead`); the write is
+    one atomic change. ``on_accept`` is called with the documents that will be added or
+    updated, just before the change is written (uploads save their files there).
     """
-    # Embedding is the slow part: done before the lock (against the index as it is now), so
-    # that the lock is held only to merge with the index as it is then, and to write.
-    ahead = embed_ahead(new_docs, settings, embedder, previous=_current(settings),
-                        show_progress=show_progress)
-    with write_lock(settings.index_dir):
-        return _add_locked(new_docs, settings, embedder, skipped, show_progress, on_accept, ahead)
-
-
-def _add_locked(new_docs: Sequence[Document], settings: Settings, embedder: Embedder,
-                skipped: Sequence[Skipped], show_progress: bool,
-                on_accept: Callable[[Sequence[Document]], None] | None,
-                ahead: Precomputed) -> UpdateReport:
-    previous = _current(settings)
-    existing = {d.doc_id: d for d in previous.documents} if previous else {}
+    store = store if store is not None else open_store(settings)
+    infos = _infos(store)
+    existing = {d.doc_id: d for d in infos or ()}
     by_hash = {d.sha256: d.doc_id for d in existing.values()}
     added, updated, unchanged, skips = [], [], [], list(skipped)
-    merged = dict(existing)
+    accepted: dict[str, Document] = {}
     for doc in new_docs:
         old = existing.get(doc.doc_id)
         if old is not None and old.sha256 == doc.sha256:
@@ -127,42 +121,55 @@ def _add_locked(new_docs: Sequence[Document], settings: Settings, embedder: Embe
             skips.append(Skipped(doc.source, (
                 f"an indexed article already has the id {doc.doc_id!r} (from {old.source}), and this "
                 "file would replace it; rename this file to add it as another article, or remove "
-                f"that one first: python -m indexer remove {doc.doc_id}")))
+                f"that one first: python -m indexer remove {doc.doc_id} {store_option(settings)}")))
             continue
         (updated if old is not None else added).append(doc.doc_id)
-        merged[doc.doc_id] = doc
+        accepted[doc.doc_id] = doc
         by_hash[doc.sha256] = doc.doc_id
-    stale = previous is not None and (
-        previous.manifest.chunking != settings.chunking
-        or previous.manifest.model.name != embedder.name)
+    stale = infos is not None and (store.info.chunking != settings.chunking
+                                   or store.info.model.name != embedder.name
+                                   or store.info.passage_field != PASSAGE_FIELD)
     result = None
-    if added or updated or stale or previous is None:
-        if not merged:
+    if stale:  # rebuild everything from the stored articles (and the new ones)
+        # Read without the lock (embedding everything takes minutes): the write is refused if
+        # another writer lands in between, rather than silently dropping its change.
+        based_on = store.version()
+        store.reopen()  # read what that version holds (this object may have opened an older one)
+        docs = {d.doc_id: store.document(d.doc_id) for d in store.document_infos()}
+        docs.update(accepted)
+        if on_accept is not None and accepted:
+            on_accept(list(accepted.values()))
+        result = build_index([d for d in docs.values() if d is not None], settings, embedder, store=store,
+                             show_progress=show_progress, based_on=based_on)
+    elif accepted or infos is None:
+        if not accepted:
             return UpdateReport(skipped=tuple(skips))
+        # Embedding is the slow part: done before the store's lock is taken.
+        ahead = embed_ahead(list(accepted.values()), settings, embedder, store=store, show_progress=show_progress)
+        stored, emb_p, emb_s, reused = stored_documents(list(accepted.values()), settings, embedder, store,
+                                                        precomputed=ahead)
         if on_accept is not None:
-            on_accept([merged[i] for i in (*added, *updated)])
-        result = build_index(list(merged.values()), settings, embedder, previous=previous,
-                             sources=[d.source for d in sorted(merged.values(), key=lambda d: d.doc_id)],
-                             show_progress=show_progress, locked=True, precomputed=ahead)
+            on_accept(list(accepted.values()))
+        store.write(Change(put=tuple(stored), model=model_record(embedder), chunking=settings.chunking,
+                           passage_field=PASSAGE_FIELD))
+        info = store.info
+        result = BuildResult(info.location, info.documents, info.passages, info.sentences, emb_p, emb_s, reused)
     return UpdateReport(added=tuple(added), updated=tuple(updated), unchanged=tuple(unchanged),
                         skipped=tuple(skips), result=result,
-                        titles={i: merged[i].title for i in (*added, *updated)})
+                        titles={i: accepted[i].title for i in (*added, *updated)})
 
 
-def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embedder) -> UpdateReport:
-    """Remove articles by id, without re-embedding the others.
+def remove_documents(doc_ids: Sequence[str], settings: Settings, embedder: Embedder | None = None, *,
+                     store: Store | None = None) -> UpdateReport:
+    """Remove articles by id, without re-chunking or re-embedding anything (the model is
+    never loaded).
 
     Raises:
         IndexNotFoundError: no index yet.
         DocumentError: an unknown id (the message lists close matches), or removing every article.
     """
-    with write_lock(settings.index_dir):
-        return _remove_locked(doc_ids, settings, embedder)
-
-
-def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedder) -> UpdateReport:
-    previous = load_index(settings.index_dir)
-    existing = {d.doc_id: d for d in previous.documents}
+    store = store if store is not None else open_store(settings)
+    existing = {d.doc_id for d in store.document_infos()}
     unknown = [i for i in doc_ids if i not in existing]
     if unknown:
         import difflib
@@ -171,19 +178,16 @@ def _remove_locked(doc_ids: Sequence[str], settings: Settings, embedder: Embedde
         detail = "; ".join(f"{u!r}" + (f" (did you mean {', '.join(h)}?)" if h else "")
                            for u, h in hints.items())
         raise DocumentError(f"No article with id {detail} in the index. "
-                            f"List the ids with: python -m indexer list --index {settings.index_dir}")
-    keep = [d for d in previous.documents if d.doc_id not in set(doc_ids)]
-    if not keep:
-        raise DocumentError("Removing every article would leave an empty index. To start over, "
-                            f"delete the folder {settings.index_dir} and build a new index.")
-    # Re-chunk with the index's own settings, and present the embedder as the backend the
-    # index records, so that every vector is reused (none mixed in) and nothing is embedded.
-    same = replace(settings, chunking=previous.chunking)
-    as_recorded = LazyEmbedder(embedder.name, embedder.dimension, lambda: embedder,
-                               backend=previous.manifest.model.backend)
-    result = build_index(keep, same, as_recorded, previous=previous,
-                         sources=[d.source for d in keep], locked=True)
-    return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)), result=result)
+                            f"List the ids with: python -m indexer list {store_option(settings)}")
+    if not existing - set(doc_ids):
+        fix = (f"build a new one from your articles: python -m indexer build FOLDER {store_option(settings)} "
+               "(it replaces this collection only once the new one is complete)" if settings.store
+               else f"delete the folder {settings.index_dir} and build a new index")
+        raise DocumentError(f"Removing every article would leave an empty index. To start over, {fix}.")
+    store.write(Change(remove=tuple(dict.fromkeys(doc_ids))))
+    info = store.info
+    return UpdateReport(removed=tuple(dict.fromkeys(doc_ids)),
+                        result=BuildResult(info.location, info.documents, info.passages, info.sentences))
 
 
 def upload_articles(

@@ -5,8 +5,20 @@ The names below are imported on first use (``import retrieval`` loads nothing he
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import sys
+
+if sys.argv[:1] == ["-m"]:  # `python -m retrieval` is importing this package: Ctrl-C from the first moment
+    import _signal  # the C module: installing the handler imports nothing
+    import os
+
+    def _interrupted(signum: int, frame: object) -> None:
+        os.write(2, b"interrupted.\n")
+        os._exit(130)
+
+    _signal.signal(_signal.SIGINT, _interrupted)  # retrieval/__main__.py installs its own next
+
+import importlib  # noqa: E402
+from typing import Any  # noqa: E402
 
 _EXPORTS = {
     "rrf_fuse": "retrieval.fusion",

@@ -33,6 +33,11 @@ from indexer.errors import QuestionError, VerbatimError  # noqa: E402
 from indexer.terminal import json_line, printable  # noqa: E402
 
 
+STORE_HELP = ("where the index lives instead of the folder: milvus:PATH.db (milvus-lite) or http://HOST:PORT "
+              "(a Milvus server or cluster; token and database from VERBATIM_MILVUS_TOKEN and "
+              "VERBATIM_MILVUS_DB) (default: VERBATIM_STORE)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m retrieval",
@@ -51,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="passages per question (default: VERBATIM_TOP_K or 5)")
     ask.add_argument("--index", metavar="DIR", default=None,
                      help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
+    ask.add_argument("--store", metavar="URI", default=None, help=STORE_HELP)
     ask.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     cmp = sub.add_parser(
         "compare", help="what each article says about one question",
@@ -62,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("question", metavar="QUESTION")
     cmp.add_argument("--index", metavar="DIR", default=None,
                      help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
+    cmp.add_argument("--store", metavar="URI", default=None, help=STORE_HELP)
     cmp.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -90,7 +97,7 @@ def _compare(args: argparse.Namespace) -> int:
     from retrieval.compare import compare
     from retrieval.searcher import Searcher, check_question
 
-    settings = Settings.from_env().with_index(args.index)
+    settings = Settings.from_env().with_index(args.index, args.store)
     check_question(args.question, settings.max_question_chars)
     comparison = compare(Searcher.load(settings), args.question)
     if args.json:
@@ -117,7 +124,7 @@ def _ask(args: argparse.Namespace) -> int:
     from indexer.settings import Settings
     from retrieval.searcher import Searcher, check_question
 
-    settings = Settings.from_env().with_index(args.index)
+    settings = Settings.from_env().with_index(args.index, args.store)
     if args.top_k is not None and args.top_k < 1:
         print(f"error: --top-k must be at least 1; got {args.top_k}.", file=sys.stderr)
         return 2
@@ -136,7 +143,10 @@ def _ask(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "index", None) is not None and getattr(args, "store", None):
+            parser.error("give --index DIR (a local folder) or --store URI, not both")
         return _compare(args) if args.command == "compare" else _ask(args)
     except QuestionError as exc:
         print(f"error: {printable(exc, multiline=True)}", file=sys.stderr)

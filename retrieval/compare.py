@@ -16,7 +16,8 @@ import numpy as np
 
 from retrieval.answer import AnswerType
 from retrieval.features import article_features, best_by_passage, sentence_candidates
-from retrieval.searcher import Searcher, check_question
+from indexer.stores.base import Passage
+from retrieval.searcher import Searcher, best_body_similarity, check_question
 from retrieval.types import Hit, Result
 from retrieval.verdict import CUT, Support, mention_support
 
@@ -152,44 +153,43 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
     question = check_question(question, searcher.settings.max_question_chars)
     query = searcher.prepare(question)
     qvec = searcher.encode_question(query.text)
-    ranked, bm25 = searcher.rank_scored(query, qvec, max(depth, searcher.settings.candidates))
-    index = searcher.index
-    by_doc: dict[int, list[tuple[int, int, float]]] = {}
-    for rank, (row, score) in enumerate(ranked, 1):
-        by_doc.setdefault(int(index.chunks[row][0]), []).append((rank, row, score))
-    rows = np.array([row for row, _ in ranked], dtype=np.int64)
-    closeness = dict(zip(rows.tolist(), searcher.sentence_similarity(rows, qvec).tolist()))
-    sentence_bm25 = searcher.sentence_bm25(query)
+    ranked, passages, bm25 = searcher.rank_scored(query, qvec, max(depth, searcher.settings.candidates))
+    by_doc: dict[str, list[tuple[int, Passage, float]]] = {}
+    for rank, (pid, score) in enumerate(ranked, 1):
+        by_doc.setdefault(passages[pid].doc_id, []).append((rank, passages[pid], score))
+    closeness = {pid: best_body_similarity(passages[pid], qvec) for pid, _ in ranked}
+    chosen = [c for candidates in by_doc.values() for c in candidates[:per_article]]
+    sentence_bm25 = searcher.sentence_bm25(query, [p for _, p, _ in chosen])
     threshold = searcher.settings.mention_relevance
-    learned = _learned_mentions(searcher, query, qvec, by_doc, per_article, sentence_bm25, bm25)
+    learned = _learned_mentions(searcher, query, qvec, chosen, sentence_bm25, bm25)
     views: list[ArticleView] = []
     answer_vectors: dict[str, np.ndarray] = {}
-    for doc_row, doc in enumerate(index.documents):
-        candidates = by_doc.get(doc_row, [])
+    for info in searcher.store.document_infos():
+        candidates = by_doc.get(info.doc_id, [])
         if not candidates:
-            views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, False, 0.0, None))
+            views.append(ArticleView(info.doc_id, info.title, info.source, info.date, False, 0.0, None))
             continue
         if learned is not None:
             choice, probability, answered = learned
-            rank, row, score = max(candidates[:per_article], key=lambda c: choice.get(c[1], (0, -1.0))[1])
-            hit = searcher.make_hit(rank, score, row, query, qvec, sentence_bm25, choice)
-            support = mention_support(probability.get(doc_row, 0.0), hit.answer_similarity, answered)
+            rank, passage, score = max(candidates[:per_article],
+                                       key=lambda c: choice.get(c[1].passage_id, ("", -1.0))[1])
+            hit = searcher.make_hit(rank, score, passage, query, qvec, sentence_bm25, choice)
+            support = mention_support(probability.get(info.doc_id, 0.0), hit.answer_similarity, answered)
         else:
-            hits = [searcher.make_hit(rank, score, row, query, qvec, sentence_bm25)
-                    for rank, row, score in candidates[:per_article]]
+            hits = [searcher.make_hit(rank, score, passage, query, qvec, sentence_bm25)
+                    for rank, passage, score in candidates[:per_article]]
             judged = [(searcher.judge(h, threshold), h) for h in hits]
             support, hit = max(judged, key=lambda j: (j[0].supported, searcher.relevance(j[1]), -j[1].rank))
         mentioned = support.supported
         if mentioned:
-            answer_vectors[doc.doc_id] = searcher.embedder.encode([hit.answer.text])[0]
-        doc_len = max(len(doc.text), 1)
+            answer_vectors[info.doc_id] = _sentence_vector(passages, hit)
+        doc_len = max(info.chars, 1)
         # Where the article's passages that come close to the question lie (for the chart).
         positions = tuple(sorted(
-            (Position(int(index.chunks[row][1]), int(index.chunks[row][2]),
-                      int(index.chunks[row][1]) / doc_len, closeness[row])
-             for _, row, _ in candidates if closeness[row] >= searcher.settings.min_relevance),
+            (Position(p.start, p.end, p.start / doc_len, closeness[p.passage_id])
+             for _, p, _ in candidates if closeness[p.passage_id] >= searcher.settings.min_relevance),
             key=lambda p: p.start))
-        views.append(ArticleView(doc.doc_id, doc.title, doc.source, doc.date, mentioned,
+        views.append(ArticleView(info.doc_id, info.title, info.source, info.date, mentioned,
                                  searcher.relevance(hit), hit, numbers=numbers_in(hit.answer.text),
                                  positions=positions, support=support))
     views.sort(key=lambda v: (not v.mentioned, -v.score, v.doc_id))
@@ -208,21 +208,26 @@ def compare(searcher: Searcher, question: str, depth: int = 400, per_article: in
                       threshold=max(threshold, searcher.settings.min_relevance, low))
 
 
+def _sentence_vector(passages: dict[str, Passage], hit: Hit) -> np.ndarray:
+    """The stored vector of a hit's answer sentence."""
+    passage = passages[hit.passage_id]
+    n = next(i for i, s in enumerate(passage.sentences) if s.start == hit.answer.start)
+    return np.asarray(passage.sentence_vectors[n])
+
+
 def _learned_mentions(searcher: Searcher, query: Any, qvec: np.ndarray,
-                      by_doc: dict[int, list[tuple[int, int, float]]], per_article: int,
-                      sentence_bm25: np.ndarray, bm25: np.ndarray
-                      ) -> tuple[dict[int, tuple[int, float]], dict[int, float], Result] | None:
+                      chosen: list[tuple[int, Passage, float]], sentence_bm25: dict[str, float],
+                      bm25: dict[str, float]) -> tuple[dict[str, tuple[str, float]], dict[str, float], Result] | None:
     """Under the learned verdict: each candidate passage's best sentence (by the sentence
     model), each article's probability of mentioning the answer, and the question's own
     verdict (the Answers view's: when the articles do not answer it, none mentions it);
     None under the rule."""
     if searcher.models is None:
         return None
-    selected = [(row, rank) for candidates in by_doc.values() for rank, row, _ in candidates[:per_article]]
-    cands = sentence_candidates(searcher, query, qvec, sorted(selected, key=lambda s: s[1]), sentence_bm25, bm25)
+    selected = sorted(((p, rank) for rank, p, _ in chosen), key=lambda s: s[1])
+    cands = sentence_candidates(searcher, query, qvec, selected, sentence_bm25, bm25)
     probs = searcher.models.sentence.probability(cands.features)
-    doc_of = np.asarray(searcher.index.chunks)[cands.passages, 0] if len(cands.passages) else np.zeros(0, np.int64)
-    docs, rows = article_features(cands, probs, doc_of)
+    docs, rows = article_features(cands, probs)
     mention = searcher.models.mentioned.probability(rows) if len(rows) else np.zeros(0)
-    return (best_by_passage(cands, probs), {int(d): float(p) for d, p in zip(docs, mention)},
+    return (best_by_passage(cands, probs), {d: float(p) for d, p in zip(docs, mention)},
             searcher.ask(query.question))

@@ -8,10 +8,11 @@ from indexer.errors import (
     IndexNotFoundError,
     ModelNotFoundError,
     QuestionError,
+    StoreUnavailableError,
     VerbatimError,
 )
 
 __all__ = [
     "ConfigError", "IndexLockedError", "IndexMismatchError", "IndexNotFoundError",
-    "ModelNotFoundError", "QuestionError", "VerbatimError",
+    "ModelNotFoundError", "QuestionError", "StoreUnavailableError", "VerbatimError",
 ]

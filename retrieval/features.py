@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from indexer.chunking import BODY
 from indexer.lexical import analyze
+from indexer.stores.base import LexicalQuery, Passage
 from retrieval.answer import AnswerType, states
 
 if TYPE_CHECKING:
     from retrieval.query import Query
     from retrieval.searcher import Searcher
+
+BODY, TITLE = 0, 1  # indexer.chunking's sentence kinds (the chunker is build time)
 
 # What a question asks for, for the features: the checkable kinds of retrieval.answer, and
 # two the models may learn to use (a reason, a place) that no hand rule checks.
@@ -101,20 +104,15 @@ class TermStats:
         total = float(self.idf.sum())
         return float(self.idf[self.absent].sum()) / total if total > 0 else 0.0
 
-    def held(self, bm25, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
-        """[len(rows), len(terms)]: which of the terms each row of a BM25 index holds, read
-        from its postings (the same analysis as the search)."""
-        held = np.zeros((len(rows), len(self.terms)), dtype=bool)
-        scores = bm25.scores
-        for k, term in enumerate(self.terms):
-            t = bm25.vocab_dict.get(term)
-            if t is None:
-                continue
-            postings = np.asarray(scores["indices"][scores["indptr"][t]:scores["indptr"][t + 1]])
-            if not len(postings):
-                continue
-            at = np.searchsorted(postings, rows)
-            held[:, k] = (at < len(postings)) & (postings[np.minimum(at, len(postings) - 1)] == rows)
+    def held(self, texts: Sequence[str]) -> np.ndarray:
+        """[len(texts), len(terms)]: which of the terms each text holds (the search's analysis)."""
+        held = np.zeros((len(texts), len(self.terms)), dtype=bool)
+        if self.terms:
+            index = {t: k for k, t in enumerate(self.terms)}
+            for row, tokens in enumerate(analyze(texts)):
+                for t in set(tokens):
+                    if t in index:
+                        held[row, index[t]] = True
         return held
 
     def coverage(self, held: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,16 +129,13 @@ class TermStats:
 
 
 def term_stats(searcher: Searcher, query: Query) -> TermStats:
-    """IDF (Lucene's, over passages) of each distinct search term; absent terms get the
-    IDF of a term in no passage."""
+    """IDF (Lucene's, over passages) of each distinct search term; a term no passage holds
+    gets the IDF of a term in no passage."""
     terms = tuple(dict.fromkeys(query.terms))
     words = " ".join(_NAME_WORD.findall(" " + query.question.split(" ", 1)[-1])) if " " in query.question else ""
     names = tuple(t for t in dict.fromkeys(analyze([words])[0]) if t in terms) if words else ()
-    bm25 = searcher.index.bm25
-    n = float(bm25.scores["num_docs"])
-    indptr = bm25.scores["indptr"]
-    df = np.array([float(indptr[i + 1] - indptr[i]) if (i := bm25.vocab_dict.get(t)) is not None else 0.0
-                   for t in terms], dtype=np.float64)
+    counts = searcher.store.term_counts(LexicalQuery(terms, query.words))
+    n, df = float(counts.rows), np.asarray(counts.df, dtype=np.float64)
     idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)) if len(terms) else np.zeros(0)
     return TermStats(terms, idf, df == 0, names)
 
@@ -149,10 +144,11 @@ def term_stats(searcher: Searcher, query: Query) -> TermStats:
 class SentenceCandidates:
     """The body sentences of the first candidate passages, one row each, with features."""
 
-    passages: np.ndarray  # chunk rows, in ranked order
+    passage_ids: list[str]  # in ranked order
+    doc_ids: list[str]  # each passage's document
     ranks: np.ndarray  # their 1-based ranks in the question's ranking
-    passage_of: np.ndarray  # [S] index into ``passages``
-    sentences: np.ndarray  # [S] sentence rows
+    passage_of: np.ndarray  # [S] index into ``passage_ids``
+    sentence_ids: list[str]  # [S]
     features: np.ndarray  # [S, len(SENTENCE_FEATURES)]
     s_cos: np.ndarray  # [S]
     typed: np.ndarray  # [S] bool: states the asked-for kind (retrieval.answer)
@@ -162,96 +158,90 @@ class SentenceCandidates:
 
 
 def sentence_candidates(searcher: Searcher, query: Query, qvec: np.ndarray,
-                        passages: list[tuple[int, int]], sentence_bm25: np.ndarray,
-                        passage_bm25: np.ndarray | None = None) -> SentenceCandidates:
-    """Features of every body sentence of ``passages`` — (chunk row, 1-based rank in the
+                        passages: Sequence[tuple[Passage, int]], sentence_bm25: dict[str, float],
+                        passage_bm25: dict[str, float] | None = None) -> SentenceCandidates:
+    """Features of every body sentence of ``passages`` — (passage, 1-based rank in the
     question's ranking) pairs; a sentence shared by two passages gets a row in each: its
     passage features differ."""
-    index = searcher.index
     kind = feature_kind(query.question, query.kind)
     stats = term_stats(searcher, query)
-    rows = np.array([r for r, _ in passages], dtype=np.int64)
     ranks = np.array([k for _, k in passages], dtype=np.int64)
-    chunks = np.asarray(index.chunks)[rows] if len(rows) else np.zeros((0, 5), dtype=np.int64)
-    passage_of, sent_rows = [], []
-    for i, (_, _, _, lo, hi) in enumerate(chunks):
-        body = np.flatnonzero(np.asarray(index.sentence_kinds[lo:hi]) == BODY)
-        if not len(body):  # a passage of headings only: its sentences stand in (and rarely answer)
-            body = np.arange(hi - lo)
-        sent_rows.extend(int(lo) + body)
-        passage_of.extend([i] * len(body))
-    sent = np.array(sent_rows, dtype=np.int64)
-    pof = np.array(passage_of, dtype=np.int64)
-    if not len(sent):
+    pof: list[int] = []
+    rows: list[tuple[Passage, int]] = []  # (passage, index of the sentence in it)
+    for i, (passage, _) in enumerate(passages):
+        body = [n for n, s in enumerate(passage.sentences) if s.kind == BODY]
+        for n in body or range(len(passage.sentences)):  # headings only: they stand in (and rarely answer)
+            rows.append((passage, n))
+            pof.append(i)
+    pid = [p.passage_id for p, _ in passages]
+    docs = [p.doc_id for p, _ in passages]
+    passage_of = np.array(pof, dtype=np.int64)
+    if not rows:
         empty = np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32)
-        return SentenceCandidates(rows, ranks, pof, sent, empty, np.zeros(0), np.zeros(0, bool), np.zeros(0),
-                                  stats, kind)
-    s_cos = np.asarray(index.sentence_vectors[sent]) @ qvec
-    p_cos = (index.chunk_index.reconstruct_batch(rows) @ qvec) if len(rows) else np.zeros(0)
-    lex = np.asarray(sentence_bm25, dtype=np.float32)[sent]
+        return SentenceCandidates(pid, docs, ranks, passage_of, [], empty, np.zeros(0), np.zeros(0, bool),
+                                  np.zeros(0), stats, kind)
+    sids = [p.sentences[n].sentence_id for p, n in rows]
+    s_cos = np.array([float(np.asarray(p.sentence_vectors[n]) @ qvec) for p, n in rows])
+    p_cos = np.array([float(p.vector @ qvec) for p, _ in passages])
+    lex = np.array([(sentence_bm25 or {}).get(i, 0.0) for i in sids], dtype=np.float32)
     lex = lex / lex.max() if lex.max() > 0 else np.zeros_like(lex)
-    if passage_bm25 is not None and len(rows):
-        plex = np.asarray(passage_bm25, dtype=np.float32)[rows]
-        plex = plex / plex.max() if plex.max() > 0 else np.zeros_like(plex)
-    else:
-        plex = np.zeros(len(rows), dtype=np.float32)
-    all_sentences = np.asarray(index.sentences)
-    features = np.zeros((len(sent), len(SENTENCE_FEATURES)), dtype=np.float32)
-    typed = np.zeros(len(sent), dtype=bool)
-    cov = np.zeros(len(sent), dtype=np.float32)
-    best_in_passage = np.zeros(len(sent), dtype=bool)
-    for i in np.unique(pof):
-        members = np.flatnonzero(pof == i)
+    plex = np.array([(passage_bm25 or {}).get(i, 0.0) for i in pid], dtype=np.float32)
+    plex = plex / plex.max() if len(plex) and plex.max() > 0 else np.zeros_like(plex)
+    best_in_passage = np.zeros(len(rows), dtype=bool)
+    for i in np.unique(passage_of):
+        members = np.flatnonzero(passage_of == i)
         best_in_passage[members[np.argmax(s_cos[members])]] = True
     top = float(s_cos.max())
     absent = stats.absent_share
     onehot = _one_hot(kind)
-    term_covs, idf_covs, name_covs = stats.coverage(stats.held(index.sentence_bm25, sent))
-    p_name_covs = stats.coverage(stats.held(index.bm25, rows))[2]
+    texts = [p.sentence_texts[n] for p, n in rows]
+    term_covs, idf_covs, name_covs = stats.coverage(stats.held(texts))
+    p_name_covs = stats.coverage(stats.held([f"{p.title}\n{p.text}" for p, _ in passages]))[2]
     names_absent = stats.names_absent
     facts = searcher.sentence_facts
     asked = query.kind is not AnswerType.ANY
-    for j, row in enumerate(sent.tolist()):
-        fact = facts.get(row)
+    features = np.zeros((len(rows), len(SENTENCE_FEATURES)), dtype=np.float32)
+    typed = np.zeros(len(rows), dtype=bool)
+    for j, (passage, n) in enumerate(rows):
+        fact = facts.get(sids[j])
         if fact is None:
-            fact = facts[row] = _facts(index, row, all_sentences)
-        text, reason, digit, quote, log_words, position, lead = fact
-        typed[j] = states(query.kind, text, query.question) if asked else True
-        cov[j] = term_covs[j]
+            fact = facts[sids[j]] = _facts(searcher, passage, n)
+        reason, digit, quote, log_words, position, lead = fact
+        typed[j] = states(query.kind, texts[j], query.question) if asked else True
         features[j] = [
-            s_cos[j], s_cos[j] - top, float(best_in_passage[j]), p_cos[pof[j]],
-            math.log1p(ranks[pof[j]]), lex[j], plex[pof[j]], term_covs[j], idf_covs[j],
+            s_cos[j], s_cos[j] - top, float(best_in_passage[j]), p_cos[passage_of[j]],
+            math.log1p(ranks[passage_of[j]]), lex[j], plex[passage_of[j]], term_covs[j], idf_covs[j],
             float(typed[j]), float(typed[j] and asked), reason, digit, quote, log_words, position, lead,
-            absent, name_covs[j], p_name_covs[pof[j]], names_absent, *onehot,
+            absent, name_covs[j], p_name_covs[passage_of[j]], names_absent, *onehot,
         ]
-    return SentenceCandidates(rows, ranks, pof, sent, features, s_cos, typed, cov, stats, kind)
+    return SentenceCandidates(pid, docs, ranks, passage_of, sids, features, s_cos, typed,
+                              np.asarray(term_covs, dtype=np.float32), stats, kind)
 
 
-def _facts(index, row: int, sentences: np.ndarray) -> tuple[str, float, float, float, float, float, float]:  # type: ignore[no-untyped-def]
-    """What a sentence is, whatever the question (kept per searcher): its text, whether it
-    gives a reason, holds a digit or a quotation, its length, its place in its article and
-    whether it is the article's first body sentence."""
-    doc_row, start, end = (int(x) for x in sentences[row])
-    text = index.documents[doc_row].text[start:end]
-    lo, hi = np.searchsorted(sentences[:, 0], [doc_row, doc_row + 1])
-    body = np.flatnonzero(np.asarray(index.sentence_kinds[lo:hi]) == BODY)
-    lead = int(lo + body[0]) if len(body) else int(lo)
-    return (text, float(bool(_GIVES_REASON.search(text))), float(bool(_DIGIT.search(text))),
-            float(bool(_QUOTE.search(text))), math.log1p(len(text.split())),
-            (row - int(lo)) / max(int(hi - lo), 1), float(row == lead))
+def _facts(searcher: Searcher, passage: Passage, n: int) -> tuple[float, float, float, float, float, float]:
+    """What a sentence is, whatever the question (kept per searcher): whether it gives a
+    reason, holds a digit or a quotation, its length, where it lies in its article (by
+    characters), and whether it is the article's lead (the first body sentence after the
+    title)."""
+    text = passage.sentence_texts[n]
+    s = passage.sentences[n]
+    doc = searcher.document(passage.doc_id)
+    chars = max(len(doc.text), 1) if doc is not None else max(passage.end, 1)
+    first_body = next((k for k, x in enumerate(passage.sentences) if x.kind == BODY), None)
+    lead = bool(passage.sentences and passage.sentences[0].kind == TITLE and n == first_body)
+    return (float(bool(_GIVES_REASON.search(text))), float(bool(_DIGIT.search(text))),
+            float(bool(_QUOTE.search(text))), math.log1p(len(text.split())), s.start / chars, float(lead))
 
 
 def question_features(cands: SentenceCandidates, probs: np.ndarray, fused: list[float],
-                      hit_passages: list[int], doc_of_passage: np.ndarray, query_terms: int,
-                      support_depth: int = 2) -> np.ndarray:
+                      hit_passages: list[int], query_terms: int, support_depth: int = 2) -> np.ndarray:
     """The question's row: how well the best sentences of its first hits answer it.
 
     Args:
         cands: the sentence candidates.
         probs: the sentence model's probability for each candidate row.
         fused: the ranking scores of the question's first passages, best first.
-        hit_passages: indexes (into ``cands.passages``) of the hits shown, in order.
-        doc_of_passage: the document row of each passage in ``cands.passages``.
+        hit_passages: indexes (into ``cands.passage_ids``) of the hits shown, in order.
         query_terms: how many search terms the question has.
     """
     best = []
@@ -264,7 +254,7 @@ def question_features(cands: SentenceCandidates, probs: np.ndarray, fused: list[
     j = first[int(np.argmax([probs[k] for k in first]))] if first else None
     f = cands.features
     name = SENTENCE_FEATURES.index
-    docs = {int(d) for d in doc_of_passage[hit_passages[:5]]} if hit_passages else set()
+    docs = {cands.doc_ids[i] for i in hit_passages[:5]}
     gap = (fused[0] - fused[1]) if len(fused) > 1 else 0.0
     return np.array([
         p_sorted[0], p_sorted[1],
@@ -282,8 +272,7 @@ def question_features(cands: SentenceCandidates, probs: np.ndarray, fused: list[
     ], dtype=np.float32)
 
 
-def article_features(cands: SentenceCandidates, probs: np.ndarray,
-                     doc_of_passage: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def article_features(cands: SentenceCandidates, probs: np.ndarray) -> tuple[list[str], np.ndarray]:
     """One row per article among the candidates: its best sentence (by the sentence
     model) and how it compares with the best of all articles.
 
@@ -291,19 +280,19 @@ def article_features(cands: SentenceCandidates, probs: np.ndarray,
         cands: sentence candidates over the articles' best passages (ranks from the deep
             ranking).
         probs: the sentence model's probability for each candidate row.
-        doc_of_passage: the document row of each passage in ``cands.passages``.
 
     Returns:
-        (document rows, features [n_docs, len(ARTICLE_FEATURES)]).
+        (document ids, features [n_docs, len(ARTICLE_FEATURES)]).
     """
     f = cands.features
     name = SENTENCE_FEATURES.index
-    docs = np.unique(doc_of_passage[cands.passage_of]) if len(cands.passage_of) else np.zeros(0, np.int64)
+    doc_of_row = np.array([cands.doc_ids[i] for i in cands.passage_of], dtype=object)
+    docs = list(dict.fromkeys(doc_of_row.tolist()))
     top_p = float(probs.max()) if len(probs) else 0.0
     top_s = float(cands.s_cos.max()) if len(probs) else 0.0
     rows = []
     for d in docs:
-        members = np.flatnonzero(doc_of_passage[cands.passage_of] == d)
+        members = np.flatnonzero(doc_of_row == d)
         j = members[np.argmax(probs[members])]
         rows.append([
             probs[j], probs[j] - top_p, cands.s_cos[j], cands.s_cos[j] - top_s, float(cands.typed[j]),
@@ -312,16 +301,16 @@ def article_features(cands: SentenceCandidates, probs: np.ndarray,
             f[j, name("name_cov")], f[j, name("p_name_cov")], cands.stats.names_absent,
             *_one_hot(cands.kind),
         ])
-    return docs.astype(np.int64), np.array(rows, dtype=np.float32).reshape(-1, len(ARTICLE_FEATURES))
+    return docs, np.array(rows, dtype=np.float32).reshape(-1, len(ARTICLE_FEATURES))
 
 
-def best_by_passage(cands: SentenceCandidates, probs: np.ndarray) -> dict[int, tuple[int, float]]:
-    """For each candidate passage row, its sentence row with the highest probability (and
+def best_by_passage(cands: SentenceCandidates, probs: np.ndarray) -> dict[str, tuple[str, float]]:
+    """For each candidate passage id, its sentence id with the highest probability (and
     that probability)."""
-    out: dict[int, tuple[int, float]] = {}
-    for i, row in enumerate(cands.passages):
+    out: dict[str, tuple[str, float]] = {}
+    for i, pid in enumerate(cands.passage_ids):
         members = np.flatnonzero(cands.passage_of == i)
         if len(members):
             j = members[int(np.argmax(probs[members]))]
-            out[int(row)] = (int(cands.sentences[j]), float(probs[j]))
+            out[pid] = (cands.sentence_ids[j], float(probs[j]))
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from indexer.lexical import analyze
+from indexer.stores.base import LexicalQuery
 from retrieval.aliases import Gazetteer
 from retrieval.answer import AnswerType, expected_type
 
@@ -76,6 +77,12 @@ class Query:
     text: str  # what is embedded: the question normalised, without framing, places expanded
     terms: tuple[str, ...]  # BM25 terms: analysed, without question words
     kind: AnswerType = AnswerType.ANY  # what the question asks for (retrieval/answer.py)
+    words: str = ""  # the words the terms came from, unanalysed (for a store that analyses itself)
+
+    @property
+    def lexical(self) -> LexicalQuery:
+        """The BM25 side of the question, as stores take it."""
+        return LexicalQuery(self.terms, self.words)
 
 
 def prepare(question: str, gazetteer: Gazetteer | None = None) -> Query:
@@ -88,6 +95,16 @@ def prepare(question: str, gazetteer: Gazetteer | None = None) -> Query:
     text = _FRAMING.sub("", plain).strip() or plain
     ignored = _ignored_terms()
     terms = tuple(t for t in analyze([text])[0] if t not in ignored)
+    words = " ".join(w for w, stems in zip(*_words(text)) if stems and not set(stems) & ignored)
     if gazetteer is not None:
         text = gazetteer.expand(text)
-    return Query(question, text, terms, expected_type(plain))
+    return Query(question, text, terms, expected_type(plain), words)
+
+
+_WORD_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def _words(text: str) -> tuple[list[str], list[list[str]]]:
+    """The text's words and the terms each analyses to (none for a stop word)."""
+    words = _WORD_TOKEN.findall(text)
+    return words, analyze(words)

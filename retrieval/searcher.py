@@ -1,22 +1,27 @@
-"""Query time: load an index once, answer questions with cited passages.
+"""Query time: open a store once, answer questions with cited passages.
+
+Everything stored is reached through a :class:`indexer.stores.base.Store` (the local folder
+or Milvus): the same ranking, answer sentences, verdicts and compare on either.
 
 Ranking (the shipped ``HYBRID`` mode), measured with ``python -m bench.eval``:
 
-1. Candidates: the top ``candidates`` passages by dense similarity (FAISS) and by BM25.
+1. Candidates: the top ``candidates`` passages by dense similarity and by BM25.
 2. Three features for every candidate: the passage's cosine similarity to the question,
-   the best cosine similarity of any of its sentences, and its BM25 score.
+   the best cosine similarity of any of its body sentences, and its BM25 score.
 3. Each feature is standardised over the candidates (z-score) and the three are summed.
-4. Inside each passage the answer sentence is chosen by :func:`retrieval.answer.best_sentence`.
+4. Inside each passage the answer sentence is chosen by the sentence model
+   (:mod:`retrieval.learned`), or under the hand rule by :func:`retrieval.answer.best_sentence`.
 
-Abstention: whether a hit answers, and so whether the question is answered, is decided
-by the one rule of :mod:`retrieval.verdict` (:meth:`Searcher.judge`). Headings (titles,
-subheadings: ``IndexData.sentence_kinds``) are searched but never chosen as the answer.
+Whether a hit answers, and so whether the question is answered, is decided in
+:mod:`retrieval.verdict`. Headings (titles, subheadings) are searched but never chosen as
+the answer.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from enum import Enum
-from pathlib import Path
 
 import numpy as np
 
@@ -24,18 +29,21 @@ from indexer.embedding import Embedder, load_embedder
 from indexer.errors import IndexMismatchError, QuestionError
 from indexer.lexical import analyze
 from indexer.settings import Settings
-from indexer.store import IndexData, build_command, load_index
+from indexer.stores import open_store, store_option
+from indexer.stores.base import Passage, Store
+from indexer.stores.folder import build_command
+from indexer.types import Document
 from retrieval.aliases import load_gazetteer
-from indexer.chunking import BODY
 from retrieval.answer import best_sentence, states
 from retrieval.citation import cite
+from retrieval.features import best_by_passage, question_features, sentence_candidates
 from retrieval.fusion import rrf_fuse
+from retrieval.learned import VerdictModels, shipped_models
 from retrieval.query import Query, prepare
 from retrieval.types import AnswerSpan, Hit, Result
-from retrieval.features import best_by_passage, question_features, sentence_candidates
-from retrieval.learned import VerdictModels, shipped_models
 from retrieval.verdict import Support, answered, decide, judge
 
+BODY = 0  # indexer.chunking.BODY (the chunker is build time)
 # Passages whose sentences the learned models score (at least; 3 x top_k when more).
 LEARNED_DEPTH = 15
 
@@ -82,67 +90,68 @@ def check_question(question: str, max_chars: int) -> str:
     return question
 
 
-def _rebuild_command(index: IndexData, settings: Settings) -> str:
-    """The command that rebuilds ``index`` from its own articles."""
-    return build_command(settings.index_dir, [d.source for d in index.documents])
-
-
 def _standardise(values: np.ndarray) -> np.ndarray:
     std = float(values.std())
     return (values - values.mean()) / std if std > 1e-9 else np.zeros_like(values)
 
 
+def best_body_similarity(passage: Passage, qvec: np.ndarray) -> float:
+    """The best cosine similarity of one of the passage's body sentences (of any, when it
+    has only headings)."""
+    sims = np.asarray(passage.sentence_vectors) @ qvec
+    body = np.array([s.kind == BODY for s in passage.sentences], dtype=bool)
+    return float(sims[body].max() if body.any() else sims.max())
+
+
 class Searcher:
-    """A loaded index plus the model that built it. Load once, then call :meth:`ask`.
+    """A store plus the model that built it. Open once, then call :meth:`ask`.
 
     >>> searcher = Searcher.load(Settings.from_env())          # doctest: +SKIP
     >>> searcher.ask("When did Turkey join NATO?").hits[0].title  # doctest: +SKIP
     """
 
-    def __init__(self, index: IndexData, embedder: Embedder, settings: Settings,
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings,
                  models: VerdictModels | None = None) -> None:
-        model = index.manifest.model
-        if embedder.name != model.name or embedder.dimension != model.dimension:
-            raise IndexMismatchError(
-                f"The index at {settings.index_dir} was built with the model {model.name!r} "
-                f"({model.dimension} dimensions), but the configured model is "
-                f"{embedder.name!r} ({embedder.dimension}). Rebuild the index with: "
-                f"{_rebuild_command(index, settings)}"
-            )
-        self.index = index
+        info = store.info  # opens (and checks) the store
+        problem = info.mismatch(embedder.name, embedder.dimension)
+        if problem:
+            raise IndexMismatchError(f"The index at {info.location} {problem}. Rebuild it with: "
+                                     f"{self.rebuild_command(store, settings)}")
+        self.store = store
         self.embedder = embedder
         self.settings = settings
-        self._rows = {d.doc_id: i for i, d in enumerate(index.documents)}
-        # What each sentence is, whatever the question (retrieval.features), once computed.
-        self.sentence_facts: dict[int, tuple[str, float, float, float, float, float, float]] = {}
         self.gazetteer = load_gazetteer() if settings.place_aliases else None
         # The learned decisions (retrieval/learned.py), unless the hand rule is asked for
         # or no usable model file is there; ``models`` overrides the shipped ones (tests,
         # cross-validation).
         self.models = None if settings.verdict == "rule" else (models or shipped_models())
+        self._documents: OrderedDict[str, Document | None] = OrderedDict()
+        # What each sentence is, whatever the question (retrieval.features), once computed.
+        self.sentence_facts: dict[str, tuple[float, float, float, float, float, float]] = {}
+        self._headings: dict[str, tuple[tuple[int, int], ...]] = {}
+
+    @staticmethod
+    def rebuild_command(store: Store, settings: Settings) -> str:
+        sources = [d.source for d in store.document_infos()]
+        if not settings.store:
+            return build_command(settings.index_dir, sources)
+        return f"{build_command('index', sources)} {store_option(settings)}"
 
     @classmethod
     def load(cls, settings: Settings, embedder: Embedder | None = None) -> "Searcher":
-        """Load the index at ``settings.index_dir`` and the model (unless one is given).
+        """Open the store ``settings`` name and the model (unless one is given).
 
         Raises:
             IndexNotFoundError, IndexMismatchError, ModelNotFoundError: each says what to run.
         """
-        index = load_index(settings.index_dir)
+        store = open_store(settings)
         if embedder is None:
-            wanted = index.manifest.model.name
-            if wanted != settings.model_name:
-                raise IndexMismatchError(
-                    f"The index at {settings.index_dir} was built with the model {wanted!r}, "
-                    f"but the configured model is {settings.model_name!r}. Rebuild the index "
-                    f"with: {_rebuild_command(index, settings)}"
-                )
+            problem = store.info.mismatch(settings.model_name)
+            if problem:
+                raise IndexMismatchError(f"The index at {store.info.location} {problem}. Rebuild it with: "
+                                         f"{cls.rebuild_command(store, settings)}")
             embedder = load_embedder(settings.model_path, settings.model_name, settings.backend)
-        return cls(index, embedder, settings)
-
-    @property
-    def path(self) -> Path:
-        return self.index.path
+        return cls(store, embedder, settings)
 
     # ------------------------------------------------------------------ public API
     def ask(self, question: str, top_k: int | None = None) -> Result:
@@ -157,49 +166,47 @@ class Searcher:
             raise QuestionError(f"top_k must be at least 1; got {top_k}.")
         query = self.prepare(question)
         qvec = self.encode_question(query.text)
-        ranked, bm25 = self.rank_scored(query, qvec, max(self.settings.candidates, top_k))
-        sentence_bm25 = self.sentence_bm25(query)
+        ranked, passages, bm25 = self.rank_scored(query, qvec, max(self.settings.candidates, top_k))
         if self.models is None:
-            hits, _ = self.distinct_hits(query, qvec, ranked, top_k, sentence_bm25)
+            sentence_bm25 = self.sentence_bm25(query, [passages[p] for p, _ in ranked])
+            hits, _ = self.distinct_hits(query, qvec, ranked, passages, top_k, sentence_bm25)
             supports = tuple(self.judge(h) for h in hits)
             return Result(question, hits, answerable=answered(supports), supports=supports)
         depth = min(len(ranked), max(LEARNED_DEPTH, 3 * top_k))
-        cands = sentence_candidates(self, query, qvec, [(r, n) for n, (r, _) in enumerate(ranked[:depth], 1)],
-                                    sentence_bm25, bm25)
+        first = [(passages[p], n) for n, (p, _) in enumerate(ranked[:depth], 1)]
+        sentence_bm25 = self.sentence_bm25(query, [p for p, _ in first])
+        cands = sentence_candidates(self, query, qvec, first, sentence_bm25, bm25)
         probs = self.models.sentence.probability(cands.features)
         choice = best_by_passage(cands, probs)
-        hits, rows = self.distinct_hits(query, qvec, ranked, top_k, sentence_bm25, choice)
-        where = {int(r): i for i, r in enumerate(cands.passages)}
-        doc_of = np.asarray(self.index.chunks)[cands.passages, 0] if len(cands.passages) else np.zeros(0, np.int64)
+        hits, shown = self.distinct_hits(query, qvec, ranked, passages, top_k, sentence_bm25, choice)
+        where = {p: i for i, p in enumerate(cands.passage_ids)}
         features = question_features(cands, probs, [score for _, score in ranked[:depth]],
-                                     [where[r] for r in rows if r in where], doc_of, len(set(query.terms)))
+                                     [where[p] for p in shown if p in where], len(set(query.terms)))
         confidence = float(self.models.answered.probability(features)[0])
-        answerable, supports = decide(hits, [choice.get(r, (0, None))[1] for r in rows], confidence,
+        answerable, supports = decide(hits, [choice.get(p, ("", None))[1] for p in shown], confidence,
                                       self.models.answered_cut)
         return Result(question, hits, answerable=answerable, supports=supports, confidence=confidence)
 
-    def distinct_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[int, float]], top_k: int,
-                      sentence_bm25: np.ndarray | None = None,
-                      choice: dict[int, tuple[int, float]] | None = None) -> tuple[tuple[Hit, ...], list[int]]:
+    def distinct_hits(self, query: Query, qvec: np.ndarray, ranked: list[tuple[str, float]],
+                      passages: dict[str, Passage], top_k: int, sentence_bm25: dict[str, float],
+                      choice: dict[str, tuple[str, float]] | None = None) -> tuple[tuple[Hit, ...], list[str]]:
         """The first ``top_k`` hits whose answer sentences differ (overlapping passages
-        that would highlight the same sentence again are skipped), and their passage rows.
-        ``choice`` maps a passage row to the sentence row (and its probability) the
-        sentence model chose; other passages get the hand rule's choice."""
-        if sentence_bm25 is None:
-            sentence_bm25 = self.sentence_bm25(query)
+        that would highlight the same sentence again are skipped), and their passage ids.
+        ``choice`` maps a passage id to the sentence id (and its probability) the sentence
+        model chose; other passages get the hand rule's choice."""
         hits: list[Hit] = []
-        rows: list[int] = []
+        shown: list[str] = []
         seen: set[tuple[str, int]] = set()
-        for row, score in ranked:
-            hit = self.make_hit(len(hits) + 1, score, row, query, qvec, sentence_bm25, choice)
+        for pid, score in ranked:
+            hit = self.make_hit(len(hits) + 1, score, passages[pid], query, qvec, sentence_bm25, choice)
             if (hit.doc_id, hit.answer.start) in seen:
                 continue
             seen.add((hit.doc_id, hit.answer.start))
             hits.append(hit)
-            rows.append(int(row))
+            shown.append(pid)
             if len(hits) == top_k:
                 break
-        return tuple(hits), rows
+        return tuple(hits), shown
 
     def prepare(self, question: str) -> Query:
         """The question's search text and BM25 terms (:func:`retrieval.query.prepare`),
@@ -215,17 +222,16 @@ class Searcher:
         return hit.answer_similarity
 
     def judge(self, hit: Hit, threshold: float | None = None) -> Support:
-        """The verdict on ``hit``: whether it answers its question, and why
-        (:func:`retrieval.verdict.judge`, the one rule the CLI, the app and compare use)."""
+        """The hand rule's verdict on ``hit`` (:func:`retrieval.verdict.judge`)."""
         return judge(hit, self.settings, threshold)
 
     def supports(self, hit: Hit, threshold: float | None = None) -> bool:
-        """Whether ``hit`` answers its question (:meth:`judge`)."""
+        """Whether ``hit`` answers its question under the hand rule (:meth:`judge`)."""
         return self.judge(hit, threshold).supported
 
     def rank(self, query: Query | str, qvec: np.ndarray, depth: int,
-             mode: RankMode = RankMode.HYBRID) -> list[tuple[int, float]]:
-        """Passage rows and scores, best first.
+             mode: RankMode = RankMode.HYBRID) -> list[tuple[str, float]]:
+        """Passage ids and scores, best first.
 
         Args:
             query: the prepared question (or its text).
@@ -235,101 +241,92 @@ class Searcher:
         """
         return self.rank_scored(query, qvec, depth, mode)[0]
 
-    def rank_scored(self, query: Query | str, qvec: np.ndarray, depth: int,
-                    mode: RankMode = RankMode.HYBRID) -> tuple[list[tuple[int, float]], np.ndarray]:
-        """:meth:`rank`, and every passage's BM25 score (zeros in the dense mode)."""
+    def rank_scored(self, query: Query | str, qvec: np.ndarray, depth: int, mode: RankMode = RankMode.HYBRID
+                    ) -> tuple[list[tuple[str, float]], dict[str, Passage], dict[str, float]]:
+        """:meth:`rank`, with the candidate passages and their BM25 scores (hybrid; the
+        other modes return the store's ranking alone)."""
         if isinstance(query, str):
             query = self.prepare(query)
-        depth = min(len(self.index.chunks), max(depth, 1))
-        scores, ids = self.index.chunk_index.search(qvec[None, :].astype(np.float32), depth)
-        dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        depth = max(depth, 1)
+        dense = self.store.dense_search(np.asarray(qvec, dtype=np.float32), depth)
+        lexical = [] if mode is RankMode.DENSE else self.store.lexical_search(query.lexical, depth)
         if mode is RankMode.DENSE:
-            return dense, np.zeros(len(self.index.chunks), dtype=np.float32)
-        bm25 = self._bm25_scores(query)
-        lexical = self._top(bm25, depth)
-        if mode is RankMode.BM25:
-            return lexical, bm25
-        if mode is RankMode.RRF:
-            return rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k), bm25
-        rows = np.array(sorted({i for i, _ in dense} | {i for i, _ in lexical}), dtype=np.int64)
-        vectors = self.index.chunk_index.reconstruct_batch(rows) if len(rows) else np.zeros((0, len(qvec)))
-        passage = vectors @ qvec
-        sentence = self.sentence_similarity(rows, qvec)
-        fused = _standardise(passage) + _standardise(sentence) + _standardise(bm25[rows])
-        order = np.lexsort((rows, -fused))
-        return [(int(rows[i]), float(fused[i])) for i in order], bm25
+            ranked = dense
+        elif mode is RankMode.BM25:
+            ranked = lexical
+        elif mode is RankMode.RRF:
+            ranked = rrf_fuse([[i for i, _ in dense], [i for i, _ in lexical]], k=self.settings.rrf_k)
+        else:
+            ranked = []
+        if mode is not RankMode.HYBRID:  # the store's own rankings: nothing to re-score
+            return ranked, {}, dict(lexical)
+        ids = list(dict.fromkeys([*(i for i, _ in dense), *(i for i, _ in lexical)]))
+        passages = {p.passage_id: p for p in self.store.passages(ids)}
+        ids = [i for i in ids if i in passages]
+        bm25 = dict(lexical)
+        missing = [i for i in ids if i not in bm25]
+        if missing and query.terms:
+            bm25.update(zip(missing, (float(x) for x in self.store.passage_bm25(query.lexical, missing))))
+        if not ids:
+            return [], passages, bm25
+        passage = np.array([float(passages[i].vector @ qvec) for i in ids])
+        sentence = np.array([best_body_similarity(passages[i], qvec) for i in ids])
+        lexical_scores = np.array([bm25.get(i, 0.0) for i in ids])
+        fused = _standardise(passage) + _standardise(sentence) + _standardise(lexical_scores)
+        order = sorted(range(len(ids)), key=lambda n: (-fused[n], ids[n]))
+        return [(ids[n], float(fused[n])) for n in order], passages, bm25
 
-    def make_hit(self, rank: int, score: float, chunk_row: int, query: Query, qvec: np.ndarray,
-                 sentence_bm25: np.ndarray | None = None,
-                 choice: dict[int, tuple[int, float]] | None = None) -> Hit:
-        """The cited passage at ``chunk_row`` with its best-answering sentence: the one
-        ``choice`` names for this passage (the sentence model's), else the hand rule's
-        (:func:`retrieval.answer.best_sentence`)."""
-        doc_row, start, end, lo, hi = (int(x) for x in self.index.chunks[chunk_row])
-        doc = self.index.documents[doc_row]
-        spans = np.asarray(self.index.sentences[lo:hi])
-        texts = [doc.text[s:e] for _, s, e in spans]
-        body = np.asarray(self.index.sentence_kinds[lo:hi]) == BODY
-        if choice is not None and chunk_row in choice:
-            best = choice[chunk_row][0] - lo
-            similarity = float(np.asarray(self.index.sentence_vectors[lo + best]) @ qvec)
+    def sentence_bm25(self, query: Query, passages: Sequence[Passage]) -> dict[str, float]:
+        """BM25 of every sentence of ``passages`` for the question's terms, by sentence id."""
+        ids = list(dict.fromkeys(s.sentence_id for p in passages for s in p.sentences))
+        if not ids or not query.terms:
+            return {}
+        return dict(zip(ids, (float(x) for x in self.store.sentence_bm25(query.lexical, ids))))
+
+    def document(self, doc_id: str) -> Document | None:
+        """A stored document with its text (the last few are kept)."""
+        if doc_id not in self._documents:
+            self._documents[doc_id] = self.store.document(doc_id)
+            if len(self._documents) > 64:
+                self._documents.popitem(last=False)
+        return self._documents[doc_id]
+
+    def article_headings(self, doc_id: str) -> tuple[tuple[int, int], ...]:
+        """Spans of an article's title and headings (to show them as headings)."""
+        if doc_id not in self._headings:
+            self._headings[doc_id] = self.store.headings(doc_id)
+        return self._headings[doc_id]
+
+    def make_hit(self, rank: int, score: float, passage: Passage, query: Query, qvec: np.ndarray,
+                 sentence_bm25: dict[str, float] | None = None,
+                 choice: dict[str, tuple[str, float]] | None = None) -> Hit:
+        """The cited passage with its best-answering sentence: the one ``choice`` names for
+        it (the sentence model's), else the hand rule's (:func:`retrieval.answer.best_sentence`)."""
+        texts = list(passage.sentence_texts)
+        body = np.array([s.kind == BODY for s in passage.sentences], dtype=bool)
+        ids = [s.sentence_id for s in passage.sentences]
+        if choice is not None and passage.passage_id in choice and choice[passage.passage_id][0] in ids:
+            best = ids.index(choice[passage.passage_id][0])
+            similarity = float(np.asarray(passage.sentence_vectors[best]) @ qvec)
             typed = states(query.kind, texts[best], query.question)
         else:
-            lexical = sentence_bm25[lo:hi] if sentence_bm25 is not None else np.zeros(hi - lo)
-            best, similarity, typed = best_sentence(query.question, qvec, texts, self.index.sentence_vectors[lo:hi],
+            lexical = np.array([(sentence_bm25 or {}).get(i, 0.0) for i in ids], dtype=np.float32)
+            best, similarity, typed = best_sentence(query.question, qvec, texts, passage.sentence_vectors,
                                                     lexical, query.kind, eligible=body)
-        _, s_start, s_end = (int(x) for x in spans[best])
-        dense = float(self.index.chunk_index.reconstruct(chunk_row) @ qvec)
+        chosen = passage.sentences[best]
         coverage = 0.0
         if query.terms:
             present = set(analyze([texts[best]])[0])
             coverage = sum(t in present for t in set(query.terms)) / len(set(query.terms))
+        doc = self.document(passage.doc_id)
         return Hit(
-            rank=rank, score=score, doc_id=doc.doc_id, title=doc.title, source=doc.source,
-            start=start, end=end, text=doc.text[start:end],
-            answer=AnswerSpan(s_start, s_end, doc.text[s_start:s_end]),
-            dense=dense, answer_similarity=similarity, answer_typed=typed, answer_coverage=coverage,
-            answer_kind=query.kind.value, offsets_in=doc.offsets_in, answer_heading=not body[best],
-            headings=tuple((int(a), int(b)) for (_, a, b), k in zip(spans, body) if not k),
-            citation=cite(doc, s_start, self.article_headings(doc.doc_id)),
+            rank=rank, score=score, doc_id=passage.doc_id, title=passage.title or (doc.title if doc else ""),
+            source=doc.source if doc else "", start=passage.start, end=passage.end, text=passage.text,
+            answer=AnswerSpan(chosen.start, chosen.end, texts[best]),
+            dense=float(passage.vector @ qvec), answer_similarity=similarity, answer_typed=typed,
+            answer_coverage=coverage, answer_kind=query.kind.value,
+            offsets_in=doc.offsets_in if doc else "extracted", answer_heading=not body[best],
+            headings=tuple((s.start, s.end) for s, k in zip(passage.sentences, body) if not k),
+            citation=cite(doc, chosen.start, self.article_headings(passage.doc_id)) if doc else None,
+            passage_id=passage.passage_id,
         )
-
-    def article_headings(self, doc_id: str) -> tuple[tuple[int, int], ...]:
-        """Spans of an article's title and headings (to show them as headings)."""
-        row = self._rows.get(doc_id)
-        if row is None:
-            return ()
-        sentences = np.asarray(self.index.sentences)
-        lo, hi = np.searchsorted(sentences[:, 0], [row, row + 1])
-        kinds = np.asarray(self.index.sentence_kinds[lo:hi])
-        return tuple((int(a), int(b)) for (_, a, b), k in zip(sentences[lo:hi], kinds) if k != BODY)
-
-    # ------------------------------------------------------------------ internals
-    def _bm25_scores(self, query: Query) -> np.ndarray:
-        if not query.terms:
-            return np.zeros(len(self.index.chunks), dtype=np.float32)
-        return np.asarray(self.index.bm25.get_scores(list(query.terms)), dtype=np.float32)
-
-    def sentence_bm25(self, query: Query) -> np.ndarray:
-        """BM25 score of every sentence in the index for the query's terms."""
-        if not query.terms:
-            return np.zeros(len(self.index.sentences), dtype=np.float32)
-        return np.asarray(self.index.sentence_bm25.get_scores(list(query.terms)), dtype=np.float32)
-
-    @staticmethod
-    def _top(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
-        positive = np.flatnonzero(scores > 0)
-        if len(positive) > depth:
-            positive = positive[np.argpartition(-scores[positive], depth - 1)[:depth]]
-        order = positive[np.lexsort((positive, -scores[positive]))]
-        return [(int(i), float(scores[i])) for i in order]
-
-    def sentence_similarity(self, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
-        """For each passage row, the best cosine similarity of one of its sentences."""
-        chunks = np.asarray(self.index.chunks)[rows]
-        out = np.empty(len(rows), dtype=np.float32)
-        for i, (lo, hi) in enumerate(chunks[:, 3:5]):
-            sims = np.asarray(self.index.sentence_vectors[lo:hi]) @ qvec
-            body = np.asarray(self.index.sentence_kinds[lo:hi]) == BODY
-            out[i] = float(sims[body].max() if body.any() else sims.max())
-        return out

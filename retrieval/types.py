@@ -59,6 +59,7 @@ class Hit:
     answer_heading: bool = False  # the passage has only headings: its "answer" is one, and cannot answer
     headings: tuple[tuple[int, int], ...] = ()  # spans of the passage's title and headings
     citation: Citation | None = None
+    passage_id: str = ""  # the store's id of the passage (indexer.stores.base)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class Hit:
             "answer": self.answer.to_json(),
             "offsets_in": self.offsets_in,
             **({"citation": self.citation.to_json()} if self.citation else {}),
+            **({"passage_id": self.passage_id} if self.passage_id else {}),
         }
 
 

@@ -55,7 +55,7 @@ def fake_index(tmp_path: Path) -> FakeIndex:
     embedder = FakeEmbedder()
     settings = Settings(index_dir=tmp_path / "index", model_path=None, model_name=embedder.name,
                         chunking=FAKE_CHUNKING)
-    build_index(docs, settings, embedder, sources=[d.source for d in docs])
+    build_index(docs, settings, embedder)
     return FakeIndex(settings, embedder, tuple(docs), folder)
 
 
@@ -81,5 +81,5 @@ def seeds_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Sett
     assert not skipped, skipped
     expected = [f"seeds/{p.name}" for p in sorted((REPO_ROOT / "seeds").glob("*.txt"))]
     assert [d.source for d in docs] == expected
-    build_index(docs, settings, real_embedder, sources=[d.source for d in docs])
+    build_index(docs, settings, real_embedder)
     return settings

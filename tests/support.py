@@ -11,11 +11,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from indexer.embedding import Embedder
 from indexer.settings import ChunkingParams, Settings
+from indexer.stores.base import Store
 from indexer.types import Document
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,3 +162,42 @@ class FakeEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.ascontiguousarray([self._row(t) for t in texts], dtype=np.float32)
+
+
+# Questions whose dense and BM25 answers tests compare across stores (they touch the
+# synthetic articles, tests/test_update.py's topics, and nothing at all).
+STORE_QUESTIONS = ("Where do emperor penguins breed?", "volcano lava Iceland", "interest rates inflation",
+                   "Who won the chess tournament in Zürich?", "striker stadium", "zzzz unknown words")
+
+
+def store_answers(store: Store, embedder: Embedder, questions: Sequence[str] = STORE_QUESTIONS,
+                  depths: Sequence[int] = (3, 10_000)) -> dict[Any, Any]:
+    """Everything ``store`` (an :class:`indexer.stores.base.Store`) answers, as plain data
+    comparable with ``==``: its documents (metadata, texts, headings), and for each question
+    and depth the dense and BM25 rankings with their scores, every ranked passage in full
+    (spans, sentences, kinds, texts, vectors), passage and sentence BM25, and term counts."""
+    from retrieval.query import prepare
+
+    out: dict[Any, Any] = {"documents": [(info, store.document(info.doc_id), store.headings(info.doc_id))
+                                         for info in store.document_infos()]}
+    for question in questions:
+        vector = embedder.encode([question])[0]
+        lexical = prepare(question).lexical
+        for depth in depths:
+            dense = store.dense_search(vector, depth)
+            bm25 = store.lexical_search(lexical, depth)
+            ids = sorted({pid for pid, _ in (*dense, *bm25)})
+            passages = store.passages(ids)
+            assert [p.passage_id for p in passages] == ids, "a ranked passage is not stored"
+            sentence_ids = [s.sentence_id for p in passages for s in p.sentences]
+            counts = store.term_counts(lexical)
+            out[question, depth] = {
+                "dense": dense, "bm25": bm25,
+                "passages": [(p.passage_id, p.doc_id, p.title, p.start, p.end, p.text, p.sentences,
+                              p.sentence_texts, p.vector.tolist(), np.asarray(p.sentence_vectors).tolist())
+                             for p in passages],
+                "passage_bm25": store.passage_bm25(lexical, ids).tolist(),
+                "sentence_bm25": store.sentence_bm25(lexical, sentence_ids).tolist(),
+                "term_counts": (counts.rows, counts.df.tolist()),
+            }
+    return out

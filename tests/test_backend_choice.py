@@ -17,12 +17,12 @@ import pytest
 
 import indexer.embedding as embedding
 import indexer.onnx_backend as onnx_backend
-from indexer.build import _reusable, vector_kind, build_index
+from indexer.build import build_index, reusable, vector_kind
 from indexer.embedding import load_embedder, resolve_backend
 from indexer.errors import ConfigError, ModelNotFoundError
 from indexer.onnx_backend import EXPORT_COMMAND, MANIFEST, TOKENIZER_FILE, export_present
 from indexer.settings import BACKENDS, Settings
-from indexer.store import load_index
+from indexer.stores.local import LocalStore
 from indexer.types import Document
 from indexer.update import LazyEmbedder, remove_documents
 from support import FAKE_CHUNKING, FakeEmbedder
@@ -221,6 +221,15 @@ def fake_settings(folder: Path) -> Settings:
                    chunking=FAKE_CHUNKING)
 
 
+def all_vectors(folder: Path) -> dict[str, np.ndarray]:
+    """Every stored passage and sentence vector of the index at ``folder``, by id."""
+    out = {}
+    for stored in LocalStore(folder).stored_documents():
+        out.update({p.passage_id: np.asarray(p.vector) for p in stored.passages})
+        out.update({s.sentence_id: np.asarray(s.vector) for s in stored.sentences})
+    return out
+
+
 def build_with(backend: str | None, folder: Path) -> BackendEmbedder:
     embedder = BackendEmbedder(backend)
     build_index([doc(k) for k in sorted(TOPICS)], fake_settings(folder), embedder)
@@ -247,9 +256,9 @@ def test_vectors_are_reused_only_from_the_same_kind(tmp_path: Path, old: str | N
                                                     reused: bool) -> None:
     folder = tmp_path / "index"
     first = build_with(old, folder)
-    previous = load_index(folder)
-    assert previous.manifest.model.backend == (old or "torch")
-    assert _reusable(previous, BackendEmbedder(new)) is reused
+    previous = LocalStore(folder)
+    assert previous.info.model.backend == (old or "torch")
+    assert reusable(previous, BackendEmbedder(new)) is reused
 
     embedder = BackendEmbedder(new)
     result = build_index([doc(k) for k in sorted(TOPICS)], fake_settings(folder), embedder, previous=previous)
@@ -261,13 +270,20 @@ def test_vectors_are_reused_only_from_the_same_kind(tmp_path: Path, old: str | N
         assert embedder.texts == first.texts  # everything embedded again
         assert result.reused_documents == ()
         assert result.embedded_chunks == result.chunks and result.embedded_sentences == result.sentences
-    assert load_index(folder).manifest.model.backend == new
+    assert LocalStore(folder).info.model.backend == new
+    # Reused or embedded again, the index holds what a fresh build with the new backend holds.
+    fresh = tmp_path / "fresh"
+    build_index([doc(k) for k in sorted(TOPICS)], fake_settings(fresh), BackendEmbedder(new))
+    got, want = all_vectors(folder), all_vectors(fresh)
+    assert got.keys() == want.keys() and got
+    for item_id, vector in want.items():
+        np.testing.assert_allclose(got[item_id], vector, atol=1e-6)
 
 
 def test_a_changed_document_is_embedded_with_the_new_backend_only(tmp_path: Path) -> None:
     folder = tmp_path / "index"
     build_with("onnx-fp32", folder)
-    previous = load_index(folder)
+    previous = LocalStore(folder)
     changed = replace(doc("b"), text=doc("b").text + " Flights were not affected.",
                       sha256="0" * 64)
     embedder = BackendEmbedder("torch")
@@ -276,8 +292,10 @@ def test_a_changed_document_is_embedded_with_the_new_backend_only(tmp_path: Path
     assert 0 < embedder.texts == result.embedded_chunks + result.embedded_sentences
     fresh = tmp_path / "fresh"
     build_index([doc("a"), changed, doc("c")], fake_settings(fresh), BackendEmbedder("torch"))
-    np.testing.assert_allclose(np.asarray(load_index(folder).sentence_vectors),
-                               np.asarray(load_index(fresh).sentence_vectors), atol=1e-6)
+    got, want = all_vectors(folder), all_vectors(fresh)
+    assert got.keys() == want.keys() and any(":s" in i for i in got) and any(":p" in i for i in got)
+    for item_id, vector in want.items():
+        np.testing.assert_allclose(got[item_id], vector, atol=1e-6)
 
 
 @pytest.mark.parametrize("configured", ["onnx-int8", "onnx-fp32", "torch"])
@@ -292,8 +310,9 @@ def test_removal_from_an_int8_index_never_loads_the_model(tmp_path: Path, config
 
     lazy = LazyEmbedder(FakeEmbedder().name, FakeEmbedder().dimension, explode, backend=configured)
     remove_documents(["a"], fake_settings(folder), lazy)
-    manifest = load_index(folder).manifest
-    assert manifest.model.backend == "onnx-int8"
+    store = LocalStore(folder)
+    assert store.info.model.backend == "onnx-int8"
+    assert [d.doc_id for d in store.document_infos()] == sorted(set(TOPICS) - {"a"})
 
 
 def test_the_cli_lazy_embedder_carries_the_configured_backend(tmp_path: Path,
@@ -304,7 +323,7 @@ def test_the_cli_lazy_embedder_carries_the_configured_backend(tmp_path: Path,
     build_with("onnx-int8", folder)
     for backend, label in (("onnx-int8", "onnx-int8"), ("torch", "torch")):
         settings = replace(fake_settings(folder), backend=backend, model_name=FakeEmbedder().name)
-        lazy = _lazy_embedder(settings)
+        lazy = _lazy_embedder(settings, LocalStore(folder))
         assert isinstance(lazy, LazyEmbedder) and lazy.backend == label
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from indexer.settings import Settings
-from support import finish_all, read_source, run_module, start_module
+from support import REPO_ROOT, finish_all, read_source, run_module, start_module
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def _json_lines(proc: subprocess.CompletedProcess[str]) -> list[dict]:  # type: 
 
 def _check_hit(hit: dict, rank: int) -> None:  # type: ignore[type-arg]
     types = {"rank": int, "score": float, "doc_id": str, "title": str, "source": str,
-             "start": int, "end": int, "text": str, "answer": dict, "offsets_in": str}
+             "start": int, "end": int, "text": str, "answer": dict, "offsets_in": str, "passage_id": str}
     # The contract's fields, plus the documented extensions (README, "--json format").
     extras = {"citation": dict, "support": dict}
     assert set(types) <= set(hit) <= set(types) | set(extras)
@@ -60,6 +61,9 @@ def _check_hit(hit: dict, rank: int) -> None:  # type: ignore[type-arg]
     assert hit["start"] <= answer["start"] < answer["end"] <= hit["end"]
     assert hit["source"] == f"seeds/{hit['doc_id']}.txt"
     assert hit["offsets_in"] == "file"  # UTF-8 .txt: offsets index the file itself
+    # The passage's id: the document's id and content (the file's sha256), and the span.
+    sha12 = hashlib.sha256((REPO_ROOT / hit["source"]).read_bytes()).hexdigest()[:12]
+    assert hit["passage_id"] == f"{hit['doc_id']}@{sha12}:p{hit['start']}-{hit['end']}"
 
 
 def test_ask_json_prints_one_object_per_question(runs) -> None:  # type: ignore[no-untyped-def]

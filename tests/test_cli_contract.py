@@ -125,7 +125,7 @@ def _comparison(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore
 def _check_hit(hit: dict, article: dict) -> None:  # type: ignore[type-arg]
     """A compare hit has the same fields as an ask hit, and its offsets slice the source."""
     types = {"rank": int, "score": float, "doc_id": str, "title": str, "source": str,
-             "start": int, "end": int, "text": str, "answer": dict, "offsets_in": str}
+             "start": int, "end": int, "text": str, "answer": dict, "offsets_in": str, "passage_id": str}
     assert set(hit) >= set(types)
     for key, kind in types.items():
         assert type(hit[key]) is kind, f"{key} is {type(hit[key]).__name__}, expected {kind.__name__}"
@@ -139,6 +139,8 @@ def _check_hit(hit: dict, article: dict) -> None:  # type: ignore[type-arg]
     assert source[hit["start"]:hit["end"]] == hit["text"]
     assert source[answer["start"]:answer["end"]] == answer["text"]
     assert hit["start"] <= answer["start"] < answer["end"] <= hit["end"]
+    assert hit["passage_id"].startswith(f"{hit['doc_id']}@") and hit["passage_id"].endswith(
+        f":p{hit['start']}-{hit['end']}")
 
 
 def _check_articles(obj: dict) -> list[dict]:  # type: ignore[type-arg]
@@ -271,22 +273,41 @@ def test_build_add_remove_list_verify(tmp_path: Path) -> None:
     # also holds the removed article), never the seeds.
     third_source, first_source = str(tmp_path / f"{third}.txt"), str(corpus / f"{first}.txt")
     rebuild = f"python -m indexer build {third_source} {first_source} --index {index}"
-    gen = index / (index / "CURRENT").read_text(encoding="utf-8").strip()
+    segment = _segment_holding(index, first)
     # Same size, one byte flipped: only the checksum tells.
-    vectors = gen / "sentence_vectors.npy"
+    vectors = segment / "sentence_vectors.npy"
     original = vectors.read_bytes()
     damaged = bytearray(original)
     damaged[-1] ^= 0xFF
     vectors.write_bytes(bytes(damaged))
     proc = run_module("indexer", "verify", "--index", str(index))
     _clean_failure(proc, INDEX_ERROR)
-    assert "sentence_vectors.npy does not match its checksum" in proc.stderr and rebuild in proc.stderr
+    assert f"{segment.name}/sentence_vectors.npy does not match its checksum" in proc.stderr
+    assert rebuild in proc.stderr
     vectors.write_bytes(original)
+    proc = run_module("indexer", "verify", "--index", str(index))
+    assert proc.returncode == OK, proc.stderr
 
     # Truncated: verify, and the commands that read the index, refuse it with the rebuild command.
-    chunks = gen / "chunks.npy"
-    chunks.write_bytes(chunks.read_bytes()[:100])
-    for args in (("indexer", "verify"), ("retrieval", "ask", Q1)):
+    passages = segment / "passages.npy"
+    size = passages.stat().st_size
+    passages.write_bytes(passages.read_bytes()[:100])
+    for args in (("indexer", "verify"), ("retrieval", "ask", Q1), ("indexer", "list")):
         proc = run_module(*args, "--index", str(index))
         _clean_failure(proc, INDEX_ERROR)
-        assert "chunks.npy has 100 bytes" in proc.stderr and rebuild in proc.stderr
+        assert f"{segment.name}/passages.npy has 100 bytes, the manifest says {size}" in proc.stderr
+        assert rebuild in proc.stderr
+
+
+def _segment_holding(index: Path, doc_id: str) -> Path:
+    """The folder of the live segment that stores article ``doc_id`` (index format 3)."""
+    generation = index / (index / "CURRENT").read_text(encoding="utf-8").strip()
+    manifest = json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["format_version"] == 3
+    found = []
+    for ref in manifest["segments"]:
+        rows = (index / ref["name"] / "documents.jsonl").read_text(encoding="utf-8").splitlines()
+        ids = [json.loads(line)["doc_id"] for line in rows]
+        found += [index / ref["name"] for n, i in enumerate(ids) if i == doc_id and n not in ref["removed"]]
+    assert len(found) == 1, found
+    return found[0]

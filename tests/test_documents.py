@@ -11,7 +11,7 @@ import pytest
 from indexer.documents import first_url, load_documents, read_document, title_of
 from indexer.errors import DocumentError
 from indexer.settings import Limits
-from indexer.store import load_index
+from indexer.stores.local import LocalStore
 from support import run_module
 
 GOOD = "Turkey sells drones to Ukraine\n\nThe Bayraktar TB2 drone was sold to Ukraine in 2019. It flew well.\n"
@@ -159,10 +159,12 @@ def test_cli_build_skips_bad_files_with_warnings(tmp_path: Path) -> None:
         assert any(str(folder / name) in line for line in warnings), f"no warning for {name}:\n{proc.stderr}"
     assert len(warnings) == len(BAD_FILES)
     assert "Indexed 3 articles" in proc.stdout
-    data = load_index(index)
-    assert sorted(d.doc_id for d in data.documents) == ["deep", "good", "latin1"]
-    good = next(d for d in data.documents if d.doc_id == "good")
-    assert good.source == str(folder / "good.txt") and good.text == GOOD
+    store = LocalStore(index)
+    assert [d.doc_id for d in store.document_infos()] == ["deep", "good", "latin1"]
+    good = store.document("good")
+    assert good is not None and good.source == str(folder / "good.txt") and good.text == GOOD
+    latin1 = next(d for d in store.document_infos() if d.doc_id == "latin1")
+    assert latin1.note is not None and latin1.offsets_in == "extracted"  # the encoding is noted
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bm25s
 from hypothesis import given, settings, strategies as st
 
-from indexer.lexical import _stemmer, analyze
+from indexer.lexical import _STOPWORDS, _stemmer, analyze
 from support import REPO_ROOT, SYNTHETIC_ARTICLES
 
 
@@ -25,3 +25,9 @@ def test_analyze_equals_bm25s_on_real_text() -> None:
 @given(st.lists(st.text(max_size=80), max_size=5))
 def test_analyze_equals_bm25s_on_any_text(texts: list[str]) -> None:
     assert analyze(texts) == _reference(texts)
+
+
+def test_the_stop_words_are_bm25s_english_ones() -> None:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    assert _STOPWORDS == frozenset(STOPWORDS_EN)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from indexer.settings import Settings
-from indexer.store import load_index
+from indexer.stores import open_store
 from retrieval.searcher import Searcher
 from support import REPO_ROOT, read_source
 
@@ -37,13 +37,18 @@ def seeds_searcher(seeds_index: Settings, real_embedder) -> Searcher:  # type: i
 
 
 def test_the_seeds_index_holds_every_seed(seeds_index: Settings) -> None:
-    data = load_index(seeds_index.index_dir)
+    store = open_store(seeds_index)
     seeds = sorted((REPO_ROOT / "seeds").glob("*.txt"))
-    assert [d.doc_id for d in data.documents] == [p.stem for p in seeds]
-    for doc in data.documents:
-        assert read_source(doc.source) == doc.text
-    assert data.manifest.model.name == "all-MiniLM-L6-v2"
-    assert data.manifest.model.dimension == 384
+    infos = store.document_infos()
+    assert [d.doc_id for d in infos] == [p.stem for p in seeds]
+    for info in infos:
+        doc = store.document(info.doc_id)
+        assert doc is not None and doc.source == info.source == f"seeds/{info.doc_id}.txt"
+        assert read_source(doc.source) == doc.text and len(doc.text) == info.chars
+        assert info.passages > 0 and info.offsets_in == "file"
+    assert store.info.model.name == "all-MiniLM-L6-v2"
+    assert store.info.model.dimension == 384
+    assert store.info.documents == len(seeds) and store.info.passages == sum(d.passages for d in infos)
 
 
 def test_when_did_turkey_join_nato(seeds_searcher: Searcher) -> None:
@@ -66,7 +71,8 @@ def test_known_answers(seeds_searcher: Searcher, question: str, doc_id: str, evi
 def test_same_answers_after_reloading_from_disk(seeds_index: Settings, seeds_searcher: Searcher,
                                                 real_embedder) -> None:  # type: ignore[no-untyped-def]
     reloaded = Searcher.load(seeds_index, real_embedder)
-    assert reloaded.index is not seeds_searcher.index
+    assert reloaded.store is not seeds_searcher.store
+    assert reloaded.store.version() == seeds_searcher.store.version()
     for question in ALL_QUESTIONS:
         before = seeds_searcher.ask(question).to_json()
         after = reloaded.ask(question).to_json()
@@ -87,6 +93,7 @@ def test_every_hit_slices_its_source_file(seeds_searcher: Searcher, question: st
         assert source[hit.start:hit.end] == hit.text
         assert source[hit.answer.start:hit.answer.end] == hit.answer.text
         assert hit.start <= hit.answer.start < hit.answer.end <= hit.end
+        assert hit.passage_id.startswith(f"{hit.doc_id}@") and hit.passage_id.endswith(f":p{hit.start}-{hit.end}")
 
 
 def test_unrelated_question_is_not_answerable(seeds_searcher: Searcher) -> None:
@@ -110,8 +117,9 @@ def float32_searchers(tmp_path_factory: pytest.TempPathFactory, seeds_index: Set
         pytest.skip("no float32 ONNX export (make setup makes one)")
     torch = load_embedder(seeds_index.model_path, seeds_index.model_name, "torch")
     settings = replace(seeds_index, index_dir=tmp_path_factory.mktemp("seeds_fp32"))
-    data = load_index(seeds_index.index_dir)
-    build_index(list(data.documents), settings, fp32, sources=[d.source for d in data.documents])
+    store = open_store(seeds_index)
+    documents = [store.document(d.doc_id) for d in store.document_infos()]
+    build_index(documents, settings, fp32)
     return Searcher.load(settings, fp32), Searcher.load(settings, torch)
 
 

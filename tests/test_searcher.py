@@ -10,7 +10,9 @@ import pytest
 
 from indexer.embedding import Embedder
 from indexer.errors import IndexMismatchError, ModelNotFoundError, QuestionError
-from indexer.store import load_index
+from indexer.build import plan
+from indexer.stores.base import parse_id
+from indexer.stores.local import LocalStore
 from retrieval.searcher import RankMode, Searcher, check_question
 from retrieval.types import Result
 from support import FakeIndex
@@ -74,13 +76,15 @@ def test_top_k_is_respected(searcher: Searcher, top_k: int) -> None:
 
 
 def test_top_k_larger_than_the_index_returns_each_passage_at_most_once(searcher: Searcher) -> None:
-    n = len(searcher.index.chunks)
+    n = searcher.store.info.passages
+    assert n == sum(d.passages for d in searcher.store.document_infos()) > 5
     hits = searcher.ask(QUESTIONS[1], top_k=n + 10).hits
     assert 0 < len(hits) <= n
     assert len({(h.doc_id, h.start, h.end) for h in hits}) == len(hits)
     # Overlapping passages that would highlight the same sentence again are skipped.
     assert len({(h.doc_id, h.answer.start) for h in hits}) == len(hits)
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert len({h.passage_id for h in hits}) == len(hits)
 
 
 def test_default_top_k_comes_from_settings(fake_index: FakeIndex) -> None:
@@ -112,6 +116,10 @@ def test_every_hit_is_an_exact_citation(fake_index: FakeIndex, searcher: Searche
         assert "\n" not in hit.answer.text, "the answer is one sentence"
         as_json = hit.to_json()
         assert as_json["answer"] == {"start": hit.answer.start, "end": hit.answer.end, "text": hit.answer.text}
+        # The passage id names the document's content and the span: doc_id@sha12:p<start>-<end>.
+        assert hit.passage_id == f"{doc.doc_id}@{doc.sha256[:12]}:p{hit.start}-{hit.end}"
+        assert parse_id(hit.passage_id) == (f"{doc.doc_id}@{doc.sha256[:12]}", "p", hit.start, hit.end)
+        assert as_json["passage_id"] == hit.passage_id
 
 
 @pytest.mark.parametrize("question, doc_id, answer_word", [
@@ -126,28 +134,46 @@ def test_shared_words_find_the_right_article(searcher: Searcher, question: str, 
     assert answer_word in top.answer.text
 
 
-def test_dense_ranking_matches_brute_force(searcher: Searcher) -> None:
-    index = searcher.index
-    vectors = np.vstack([index.chunk_index.reconstruct(i) for i in range(index.chunk_index.ntotal)])
+def _all_passages(fake_index: FakeIndex) -> dict[str, tuple[str, np.ndarray]]:
+    """Every passage of the indexed documents, planned and embedded afresh (not read from
+    the store): passage id -> (the text BM25 and the embedder see, its vector)."""
+    out = {}
+    for doc in fake_index.documents:
+        for pid, _, _, _, _, field in plan(doc, fake_index.settings).passages:
+            out[pid] = (field, fake_index.embedder.encode([field])[0])
+    return out
+
+
+def test_dense_ranking_matches_brute_force(fake_index: FakeIndex, searcher: Searcher) -> None:
+    passages = _all_passages(fake_index)
+    assert len(passages) == searcher.store.info.passages
+    # The store holds exactly the vectors of the planned passages.
+    stored = searcher.store.vectors(list(passages))
+    assert set(stored) == set(passages)
+    for pid, (_, vector) in passages.items():
+        np.testing.assert_allclose(stored[pid], vector, atol=1e-6)
     for question in QUESTIONS:
         qvec = searcher.embedder.encode([question])[0]
         ranked = searcher.rank(question, qvec, depth=5, mode=RankMode.DENSE)
-        exact = vectors @ qvec
-        top = np.sort(exact)[::-1][:5]
+        exact = {pid: float(vector @ qvec) for pid, (_, vector) in passages.items()}
+        top = np.sort(list(exact.values()))[::-1][:5]
+        assert len(ranked) == 5
         np.testing.assert_allclose([s for _, s in ranked], top, atol=1e-5)
         np.testing.assert_allclose([exact[i] for i, _ in ranked], top, atol=1e-5)
 
 
-def test_bm25_ranking_only_scores_passages_with_the_words(searcher: Searcher) -> None:
+def test_bm25_ranking_only_scores_passages_with_the_words(fake_index: FakeIndex, searcher: Searcher) -> None:
+    passages = _all_passages(fake_index)
     qvec = searcher.embedder.encode(["Grindavik"])[0]
     ranked = searcher.rank("Grindavik", qvec, depth=10, mode=RankMode.BM25)
     assert ranked, "Grindavik occurs in the volcano article"
-    docs = searcher.index.documents
-    for row, score in ranked:
-        doc_row, start, end, _, _ = (int(x) for x in searcher.index.chunks[row])
+    # Every passage with the word, and only those (fewer than the depth).
+    assert {pid for pid, _ in ranked} == {pid for pid, (field, _) in passages.items()
+                                          if "grindavik" in field.lower()}
+    for pid, score in ranked:
         assert score > 0
-        passage = docs[doc_row].title + "\n" + docs[doc_row].text[start:end]
-        assert "grindavik" in passage.lower()
+        key, kind, start, end = parse_id(pid)
+        assert kind == "p" and key.startswith("volcano@")
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
     assert searcher.rank("the of and", qvec, depth=10, mode=RankMode.BM25) == []
 
@@ -159,6 +185,68 @@ def test_hybrid_contains_both_rankings(searcher: Searcher) -> None:
     lexical = {i for i, _ in searcher.rank(question, qvec, 5, RankMode.BM25)}
     hybrid = [i for i, _ in searcher.rank(question, qvec, 5, RankMode.HYBRID)]
     assert set(hybrid) == dense | lexical and len(hybrid) == len(set(hybrid))
+
+
+def _z(values: list[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    return (v - v.mean()) / v.std() if v.std() > 1e-9 else np.zeros_like(v)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_rank_scored_returns_the_candidates_and_their_bm25(fake_index: FakeIndex, searcher: Searcher,
+                                                           question: str) -> None:
+    planned = {d.doc_id: plan(d, fake_index.settings) for d in fake_index.documents}
+    docs = {d.doc_id: d for d in fake_index.documents}
+    query = searcher.prepare(question)
+    qvec = searcher.encode_question(query.text)
+    ranked, passages, bm25 = searcher.rank_scored(query, qvec, 5)
+    ids = [i for i, _ in ranked]
+    dense = searcher.rank(query, qvec, 5, RankMode.DENSE)
+    lexical = searcher.rank(query, qvec, 5, RankMode.BM25)
+    # The candidates are both rankings' passages, each once, and all of them are returned.
+    assert len(ids) == len(set(ids)) and set(ids) == {i for i, _ in dense} | {i for i, _ in lexical} == set(passages)
+    for pid, passage in passages.items():
+        doc, planned_doc = docs[passage.doc_id], planned[passage.doc_id]
+        assert passage.passage_id == pid and passage.title == doc.title
+        assert passage.text == doc.text[passage.start:passage.end]
+        (row,) = [q for q in planned_doc.passages if q[0] == pid]
+        sentences = planned_doc.sentences[row[3]:row[4]]
+        assert [(x.sentence_id, x.start, x.end, x.kind) for x in passage.sentences] == [t[:4] for t in sentences]
+        assert list(passage.sentence_texts) == [t[4] for t in sentences]
+        np.testing.assert_allclose(passage.vector, fake_index.embedder.encode([row[5]])[0], atol=1e-6)
+        np.testing.assert_allclose(passage.sentence_vectors, fake_index.embedder.encode([t[4] for t in sentences]),
+                                   atol=1e-6)
+    # BM25 of every candidate: the lexical ranking's score, or the store's for the others.
+    for pid, score in lexical:
+        assert bm25[pid] == pytest.approx(score)
+    if query.terms:
+        np.testing.assert_allclose([bm25[i] for i in ids], searcher.store.passage_bm25(query.lexical, ids),
+                                   rtol=1e-5, atol=1e-6)
+    else:
+        assert not lexical and not any(bm25.get(i, 0.0) for i in ids)
+    # The hybrid score: standardised passage similarity + best body sentence + BM25.
+    body = [max(float(v @ qvec) for v, x in zip(passages[i].sentence_vectors, passages[i].sentences) if x.kind == 0)
+            if any(x.kind == 0 for x in passages[i].sentences) else float((passages[i].sentence_vectors @ qvec).max())
+            for i in ids]
+    fused = _z([float(passages[i].vector @ qvec) for i in ids]) + _z(body) + _z([bm25.get(i, 0.0) for i in ids])
+    np.testing.assert_allclose([score for _, score in ranked], fused, atol=1e-5)
+    assert [score for _, score in ranked] == sorted((score for _, score in ranked), reverse=True)
+
+
+def test_hits_cite_the_passage_they_came_from(fake_index: FakeIndex, searcher: Searcher) -> None:
+    docs = {d.doc_id: d for d in fake_index.documents}
+    for question in QUESTIONS:
+        for hit in searcher.ask(question, top_k=10).hits:
+            (passage,) = searcher.store.passages([hit.passage_id])
+            assert (passage.doc_id, passage.start, passage.end, passage.text) == (hit.doc_id, hit.start, hit.end,
+                                                                                 hit.text)
+            chosen = [x for x in passage.sentences if (x.start, x.end) == (hit.answer.start, hit.answer.end)]
+            assert len(chosen) == 1 and chosen[0].kind == 0 and not hit.answer_heading
+            assert hit.source == docs[hit.doc_id].source
+    # Documents are read from the store once and kept.
+    assert searcher.document("penguins") is searcher.document("penguins")
+    assert searcher.document("penguins").text == docs["penguins"].text
+    assert searcher.document("no-such-article") is None
 
 
 def test_answers_are_deterministic(fake_index: FakeIndex, searcher: Searcher) -> None:
@@ -187,11 +275,15 @@ def test_model_mismatch_names_the_rebuild_command(fake_index: FakeIndex, make_fa
                                                   name: str | None, dimension: int) -> None:
     other = make_fake_embedder(name=name or fake_index.embedder.name, dimension=dimension)
     with pytest.raises(IndexMismatchError) as info:
-        Searcher(load_index(fake_index.settings.index_dir), other, fake_index.settings)
+        Searcher(LocalStore(fake_index.settings.index_dir), other, fake_index.settings)
     message = str(info.value)
     # The rebuild command names the folder the indexed articles came from, not the seeds.
     assert f"python -m indexer build {fake_index.folder} --index {fake_index.settings.index_dir}" in message
-    assert fake_index.embedder.name in message and other.name in message
+    # It says what differs: the models' names, or their dimensions.
+    if other.name != fake_index.embedder.name:
+        assert repr(fake_index.embedder.name) in message and repr(other.name) in message
+    else:
+        assert f"{fake_index.embedder.dimension}-dimensional" in message and f"{dimension}-dimensional" in message
 
 
 def test_configured_model_mismatch_is_caught_before_loading_a_model(fake_index: FakeIndex) -> None:
