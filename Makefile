@@ -13,13 +13,13 @@ PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check
 QUIET_EXTRA = 2>&1 | grep -v "does not provide the extra 'html_clean'" >&2 || true
 SAY = @printf '\n==> %s\n' 
 
-.PHONY: setup setup-dev index run test bench eval clean
+.PHONY: setup setup-dev index run test bench bench-stores eval clean
 
 $(VENV)/.installed: requirements.txt
 	$(SAY) "Installing Python packages into $(VENV) (the first time takes about 3-6 minutes; then nothing)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PIP_INSTALL) -r requirements.txt $(QUIET_EXTRA)
-	@$(PY) -c "import streamlit, faiss, bm25s, onnxruntime, trafilatura" && touch $@
+	@$(PY) -c "import streamlit, faiss, bm25s, onnxruntime, trafilatura, pymilvus, milvus_lite" && touch $@
 
 # The ONNX exports of the packaged model (idempotent; redone when the recipe changes): the
 # default backend (`auto`) runs the int8 one, else the float32 one; without either it falls
@@ -44,21 +44,26 @@ setup-dev: $(VENV)/.installed-dev
 		|| echo "warning: could not install Debian's chromium; the browser tests will fail." >&2
 
 # Adds new or changed seed articles (building the index when there is none); articles
-# added later through the app or `indexer add` stay.
+# added later through the app or `indexer add` stay. Always the local folder $(INDEX):
+# `--index` (and VERBATIM_STORE= for the app) wins over a VERBATIM_STORE in your environment.
 index: setup
 	$(SAY) "Indexing new or changed articles of seeds/ into $(INDEX)/ (the first time about 10-30 s)"
 	@$(PY) -m indexer add seeds --index $(INDEX)
 
 run: index
 	$(SAY) "Starting the app on http://localhost:8501 (open it in your browser; Ctrl-C stops it)"
-	@VERBATIM_INDEX_DIR=$(INDEX) $(PY) -m streamlit run app.py
+	@VERBATIM_INDEX_DIR=$(INDEX) VERBATIM_STORE= $(PY) -m streamlit run app.py
 
 test: setup-dev
-	$(SAY) "Running the test suite (about 3-5 minutes on 2 cores; the browser tests start the app on 127.0.0.1)"
+	$(SAY) "Running the test suite (about 8-10 minutes on 2 cores, both stores; the browser tests start the app on 127.0.0.1)"
 	@$(PY) -m pytest
 
 bench: setup
 	$(PY) -m bench
+
+# The store as a dimension: local vs milvus-lite at 10,000 and 100,000 passages (about 30 minutes).
+bench-stores: setup
+	$(PY) -m bench --stores local,milvus-lite --sizes 10000,100000
 
 eval: setup
 	$(PY) -m bench.eval --suite seeds
