@@ -125,7 +125,7 @@ def _eval_seeds(embedder: Any, tmp: Path) -> dict[str, float]:
     from indexer.settings import Settings
     from retrieval.searcher import Searcher
 
-    settings = replace(Settings.from_env(), index_dir=tmp, model_name=embedder.name)
+    settings = replace(Settings.from_env(), index_dir=tmp, model_name=embedder.name, store="")
     docs, _ = load_documents([SEEDS_DIR], settings.limits, settings.chunking)
     build_index(docs, settings, embedder)
     m = evaluate_seeds(Searcher.load(settings, embedder), load_questions(DEFAULT_QUESTIONS))

@@ -136,7 +136,7 @@ def run_corpus(size: str, backends: list[str], settings: Settings, baseline_embe
             label = getattr(embedder, "backend", "torch")  # what it runs on, after any fallback
             name = f"{backend} ({label})" if backend == "auto" else backend
             folder = Path(tmp) / f"index-{backend}"
-            vb_settings = replace(settings, index_dir=folder, backend=backend)
+            vb_settings = replace(settings, index_dir=folder, backend=backend, store="")  # never VERBATIM_STORE
             times = []
             log(f"[{size}] {name}: build ({builds}x) ...")
             for _ in range(builds):

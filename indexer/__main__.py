@@ -247,7 +247,11 @@ def _add(args: argparse.Namespace, settings) -> int:  # type: ignore[no-untyped-
     if args.batch < 1:
         say(f"error: --batch must be at least 1; got {args.batch}.", err=True)
         return 2
-    shard = _shard(args.shard)
+    try:
+        shard = _shard(args.shard)
+    except VerbatimError as exc:  # bad usage, like --batch 0: exit 2
+        say(f"error: {exc}", err=True)
+        return 2
     files, missing = find_files(args.paths)
     if shard is not None:
         files = [f for n, f in enumerate(files) if n % shard[1] == shard[0] - 1]

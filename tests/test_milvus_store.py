@@ -385,6 +385,35 @@ def test_a_pointer_insert_that_landed_but_timed_out_keeps_the_new_content(open_s
     assert not fresh.verify() or all("source file" in w for w in fresh.verify())
 
 
+def test_a_pointer_insert_cut_off_is_never_undone(open_store, monkeypatch) -> None:
+    """A timeout on the switch that did not (yet) land: nothing is undone (it might land
+    later), the message says the change may be missing, the store answers as before, and
+    the next write goes through."""
+    store = open_store()
+    store.write(full(synthetic()))
+    before = store.document_infos()
+    real = mv.MilvusStore._rpc
+
+    def cut_off(self, method, *args, **kwargs):
+        if method == "insert" and args[0] == self._meta and args[1][0]["pk"].startswith("ptr:"):
+            raise mv._Failure("unreachable", "simulated: deadline exceeded")
+        return real(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(mv.MilvusStore, "_rpc", cut_off)
+    dropped: list[str] = []
+    monkeypatch.setattr(mv._Writer, "undo", lambda self: dropped.append("undo") if not self.committed else None)
+    newcomer = stored(make_document("newcomer", "Newcomer article\n\nThe heron waded in the reeds. It ate.\n"))
+    for change in (Change(put=(newcomer,)), full([newcomer])):
+        with pytest.raises(IndexWriteError, match="may or may not have been applied, and nothing is lost"):
+            store.write(change)
+    assert dropped == []
+    monkeypatch.undo()
+    fresh = open_store()
+    assert fresh.document_infos() == before
+    fresh.write(Change(put=(newcomer,)))
+    assert "newcomer" in [i.doc_id for i in fresh.document_infos()]
+
+
 def test_a_second_writer_waits_its_turn_and_gives_up_with_a_message(open_store, monkeypatch) -> None:
     docs = synthetic()
     store = open_store()

@@ -862,3 +862,13 @@ def test_index_alone_means_the_folder_and_both_are_a_usage_error(tmp_path: Path)
                        **env)
         assert p.returncode == 2 and "not both" in p.stderr, p.stderr
         assert not (tmp_path / "x.db").exists()
+
+
+def test_bad_store_options_are_refused_without_printing_credentials(tmp_path: Path) -> None:
+    """A malformed --shard is a usage error (2); a store URI of an unknown kind is a
+    setting error (3) whose message never shows the password written into it."""
+    p = run_module("indexer", "add", str(tmp_path), "--shard", "3/2", "--index", str(tmp_path / "index"))
+    assert p.returncode == 2 and "--shard I/N needs 1 <= I <= N" in p.stderr, p.stderr
+    for uri in ("htp://user:s3cret@db.example:19530", "http://user:s3/c#ret@"):
+        p = run_module("indexer", "list", "--store", uri)
+        assert p.returncode == 3 and "s3" not in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from indexer.errors import ConfigError
 
@@ -32,12 +31,12 @@ def open_store(settings: "Settings") -> "Store":
         from indexer.stores.local import LocalStore
 
         return LocalStore(settings.index_dir, exact_max=settings.exact_max)
-    if uri.startswith(MILVUS_PREFIXES):
+    if uri.lower().startswith(MILVUS_PREFIXES):
         from indexer.stores.milvus import MilvusStore
 
         return MilvusStore(uri, settings)
     raise ConfigError(f"VERBATIM_STORE (--store) must be empty (the local index folder), milvus:PATH.db "
-                      f"(milvus-lite) or http://HOST:PORT (a Milvus server); got {uri!r}.")
+                      f"(milvus-lite) or http://HOST:PORT (a Milvus server); got {describe(settings)!r}.")
 
 
 def describe(settings: "Settings") -> str:
@@ -46,14 +45,25 @@ def describe(settings: "Settings") -> str:
     >>> from indexer.settings import Settings
     >>> describe(Settings(store="http://user:secret@db.example:19530/news?token=x"))
     'http://db.example:19530/news'
+    >>> describe(Settings(store="htp://u:se#c/ret@h:1"))
+    'htp://h:1'
     """
     uri = settings.store.strip()
-    if not uri:
-        return str(settings.index_dir)
-    if "://" not in uri:
+    return redact(uri) if uri else str(settings.index_dir)
+
+
+def redact(uri: str) -> str:
+    """A store URI without what may be credentials: everything up to the last ``@`` (a
+    password may hold ``/``, ``?`` or ``#``), and the query string.
+
+    >>> redact("http://u:p@ss/w#rd@h:19530/db?token=t")
+    'http://h:19530/db'
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
         return uri
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    rest = rest.rpartition("@")[2]
+    return f"{scheme}://{rest.split('?', 1)[0].split('#', 1)[0]}"
 
 
 def store_option(settings: "Settings") -> str:

@@ -233,6 +233,7 @@ class Store(Protocol):
 
         Raises:
             IndexNotFoundError, IndexMismatchError: no index there, or a damaged one.
+            StoreUnavailableError: its server cannot be reached.
         """
         ...
 
@@ -290,7 +291,15 @@ class Store(Protocol):
         any failure, from what it held before. Another instance opened before the write
         never answers from a mix of both: it goes on answering from what it had opened
         (local), or opens the new content once what it had opened is gone (Milvus deletes
-        replaced rows); open a new one to see the change."""
+        replaced rows); open a new one to see the change.
+
+        Raises:
+            IndexLockedError: another writer holds the store too long, or it changed since
+                ``change.based_on``; nothing was written.
+            IndexWriteError: the write failed and the store answers from what it held
+                before; or (Milvus) the connection was cut off at the switch itself, and the
+                message says the change may or may not have been applied (nothing is lost).
+        """
         ...
 
     def verify(self) -> list[str]:

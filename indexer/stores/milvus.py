@@ -95,6 +95,7 @@ from indexer.stores.base import (
     Change, DocumentInfo, LexicalQuery, Passage, Sentence, StoreInfo, StoredDocument, TermCounts,
     moved_on_message, parse_id, sentence_id,
 )
+from indexer.stores import redact
 from indexer.stores.folder import SEEDS_CAVEAT, SWITCHED, sha256_file
 from indexer.types import Document
 
@@ -485,7 +486,8 @@ class MilvusStore:
     ``https://…``). Nothing is opened until it is first asked something.
 
     Raises (on first use):
-        IndexNotFoundError: never built here, or the server cannot be reached.
+        IndexNotFoundError: never built here.
+        StoreUnavailableError: the server cannot be reached (or a served lite file stopped answering).
         IndexLockedError: a milvus-lite file another process has open.
         IndexMismatchError: damaged collections.
         ConfigError: a bad URI or credentials the server refuses.
@@ -501,7 +503,12 @@ class MilvusStore:
         self.path = lite_path(self.uri) if self.lite else None
         if not self.lite:
             parts = urlsplit(self.uri)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            try:
+                parts.port  # noqa: B018 - raises on a port that is not a number
+                valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            except ValueError:
+                valid = False
+            if not valid:
                 raise ConfigError(f"A Milvus server URI is http://HOST:PORT or https://HOST:PORT; got "
                                   f"{self.location!r}.")
         self._client: Any = None
@@ -518,10 +525,11 @@ class MilvusStore:
         (VERBATIM_MILVUS_DB) as its path, as pymilvus reads a URI."""
         if self.lite:
             return self.uri
-        parts = urlsplit(self.uri)
-        netloc = parts.netloc.rpartition("@")[2]
-        path = parts.path.rstrip("/") or (f"/{self.settings.milvus_db}" if self.settings.milvus_db else "")
-        return f"{parts.scheme}://{netloc}{path}"
+        scheme, _, rest = redact(self.uri).partition("://")
+        host, slash, path = rest.partition("/")
+        path = f"/{path}".rstrip("/") if slash else ""
+        path = path or (f"/{self.settings.milvus_db}" if self.settings.milvus_db else "")
+        return f"{scheme}://{host}{path}"
 
     def _name(self, version: int, kind: str) -> str:
         return f"{self.prefix}_v{version}_{kind}"
@@ -1585,21 +1593,24 @@ class _Writer:
             self.s._rpc("insert", self.s._meta,
                         [{"pk": f"ptr:{ver:012d}", "kind": "ptr", "value": value, "_v": DUMMY}],
                         timeout=WRITE_TIMEOUT)
-        except _Failure:
-            # An insert that failed on the way back (a timeout) may have landed: undoing this
-            # write would then delete what the live pointer names. Undo only when the pointer
-            # is read and is not this one; when it cannot be read, keep everything (what
-            # stays unused is removed by the next write).
-            try:
-                landed = self.s._pointer()
-            except Exception:  # noqa: BLE001 - unknown: keep everything
-                self.committed = True
+        except _Failure as failure:
+            if failure.kind != "unreachable":  # refused by the server: it did not land
                 raise
+            # A timeout or a lost connection: the insert may have landed, now or later, and
+            # undoing this write could then delete what the live pointer names. Keep
+            # everything (what no pointer names is removed by the next write) and say so.
+            self.committed = True
+            landed = None
+            with contextlib.suppress(Exception):
+                landed = self.s._pointer()
             if landed is not None and landed.ver == ver:
-                self.committed = True
                 SWITCHED.append(self.s.location)
                 return
-            raise
+            raise IndexWriteError(
+                f"Writing to the Milvus store {self.s.location} was cut off at its last step ({failure.reason}): "
+                "the change may or may not have been applied, and nothing is lost either way. Check with: "
+                f"python -m indexer list --store {shlex.quote(self.s.location)} (or verify), and run the "
+                "command again if the change is missing.") from None
         self.committed = True
         SWITCHED.append(self.s.location)  # the command line's Ctrl-C message: already updated
         with contextlib.suppress(_Failure):
