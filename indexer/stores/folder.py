@@ -113,6 +113,22 @@ def rebuild_hint(index_dir: Path | str) -> str:
     return f"Rebuild it with: {command}"
 
 
+def source_warnings(documents: Iterable[tuple[str, str, str]], option: str) -> list[str]:
+    """``verify``'s warnings about the indexed articles' files: for each (doc id, source,
+    sha256), a file that is gone or has changed since (with the command that updates it;
+    ``option`` names the index, e.g. `` --index DIR``)."""
+    warnings = []
+    for doc_id, source, sha256 in documents:
+        path = Path(source)
+        if not path.is_file():
+            warnings.append(f"{doc_id}: source file {source} is missing (the index keeps its text; citations "
+                            "still work)")
+        elif sha256_file(path) != sha256:
+            warnings.append(f"{doc_id}: source file {source} changed since it was indexed; update it with: "
+                            f"python -m indexer add {shlex.quote(source)}{option}")
+    return warnings
+
+
 def index_flag(index_dir: Path | str) -> str:
     """`` --index DIR`` for commands a message suggests, or nothing for the default ``index``.
 

@@ -27,7 +27,6 @@ import json
 import math
 import mmap
 import os
-import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -46,7 +45,7 @@ from indexer.stores.base import (
     moved_on_message, parse_id, passage_id, sentence_id,
 )
 from indexer.stores.folder import (
-    FULL_CHECK_BYTES, MANIFEST, SEEDS_CAVEAT, SWITCHED, build_command, index_flag, check_free_space, file_table,
+    FULL_CHECK_BYTES, MANIFEST, SEEDS_CAVEAT, SWITCHED, build_command, index_flag, source_warnings, check_free_space, file_table,
     fsync_tree, generations, library_versions, new_name, read_pointer, rebuild_hint, remove_unused,
     repair_hint, sha256_file, write_error, write_lock, write_pointer,
 )
@@ -839,17 +838,8 @@ class LocalStore:
             IndexNotFoundError, IndexMismatchError.
         """
         store = LocalStore(self.index_dir, exact_max=self.exact_max, full_check=True)
-        warnings = []
-        for info in store.document_infos():
-            source = Path(info.source)
-            if not source.is_file():
-                warnings.append(f"{info.doc_id}: source file {info.source} is missing (the index keeps its "
-                                "text; citations still work)")
-            elif sha256_file(source) != info.sha256:
-                warnings.append(f"{info.doc_id}: source file {info.source} changed since it was indexed; update "
-                                f"it with: python -m indexer add {shlex.quote(info.source)}"
-                                f"{index_flag(self.index_dir)}")
-        return warnings
+        return source_warnings(((i.doc_id, i.source, i.sha256) for i in store.document_infos()),
+                               index_flag(self.index_dir))
 
 
 def _reconstruct(index: Any, rows: Sequence[int]) -> np.ndarray:

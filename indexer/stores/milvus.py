@@ -96,7 +96,7 @@ from indexer.stores.base import (
     moved_on_message, parse_id, sentence_id,
 )
 from indexer.stores import redact
-from indexer.stores.folder import SEEDS_CAVEAT, SWITCHED, sha256_file
+from indexer.stores.folder import SEEDS_CAVEAT, SWITCHED, source_warnings
 from indexer.types import Document
 
 if TYPE_CHECKING:
@@ -1221,15 +1221,9 @@ class MilvusStore:
         if orphans:
             warnings_.append(f"{orphans} rows of an unfinished write are stored but never answered; the next write "
                              "removes them")
-        for d in sorted(state.docs.values(), key=lambda d: d.doc_id):
-            source = Path(d.source)
-            if not source.is_file():
-                warnings_.append(f"{d.doc_id}: source file {d.source} is missing (the index keeps its text; citations "
-                                 "still work)")
-            elif sha256_file(source) != d.sha256:
-                warnings_.append(f"{d.doc_id}: source file {d.source} changed since it was indexed; update it with: "
-                                 f"python -m indexer add {d.source} --store {shlex.quote(self.location)}")
-        return warnings_
+        docs = sorted(state.docs.values(), key=lambda d: d.doc_id)
+        return warnings_ + source_warnings(((d.doc_id, d.source, d.sha256) for d in docs),
+                                           f" --store {shlex.quote(self.location)}")
 
     def close(self) -> None:
         with self._lock:
