@@ -101,8 +101,9 @@ def get_embedder(model_path: str, model_name: str, backend: str) -> Embedder:
 def get_store(settings_key: str, version: str, _settings: Settings) -> Store:
     # `version` is part of the cache key: an updated index is picked up without a restart.
     store = open_store(_settings)
-    store.info  # noqa: B018 - opened (and checked) here, once per version
-    store.document_infos()  # every segment opened and checked too, not only the manifest
+    # Opened and checked here, once per version: the manifest and every segment. (A call:
+    # Streamlit's "magic" would print a bare attribute expression such as `store.info`.)
+    store.document_infos()
     return store
 
 

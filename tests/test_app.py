@@ -228,3 +228,15 @@ def test_a_damaged_segment_is_a_message_not_a_traceback(monkeypatch: pytest.Monk
     assert not at.exception, _messages(at.exception)
     (error,) = _messages(at.error)
     assert "python -m indexer" in error and str(settings.index_dir) in error, error
+
+
+def test_no_bare_expression_for_streamlit_magic_to_print() -> None:
+    """Streamlit's "magic" writes every bare expression statement of app.py to the page
+    (function calls excepted): a stray `store.info` once printed the manifest above the title."""
+    import ast
+
+    tree = ast.parse((REPO_ROOT / "app.py").read_text(encoding="utf-8"))
+    bare = [f"line {node.lineno}: {ast.unparse(node.value)}" for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and not isinstance(node.value, ast.Call)
+            and not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))]
+    assert bare == []
