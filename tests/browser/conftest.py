@@ -11,6 +11,7 @@ A missing Chromium or Playwright is a test *failure*, not a skip: CI must not hi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -69,31 +70,30 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def app_server(browser_index: BrowserIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """`streamlit run app.py` on a free localhost port, serving ``browser_index``."""
+@contextlib.contextmanager
+def _serve(what: str, log: Path, **env: str) -> Iterator[str]:
+    """`streamlit run app.py` on a free 127.0.0.1 port with ``env``; yields its URL once it
+    is healthy, and stops it afterwards. The file watcher is off: it would watch the whole
+    repository (the venv included) and only costs CPU here; it changes nothing the app shows."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("browser_app") / "streamlit.log"
-    # The file watcher is off: it would watch the whole repository (the venv included) and
-    # only costs CPU here; it changes nothing the app shows.
     command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
                "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    env = subprocess_env(VERBATIM_INDEX_DIR=str(browser_index.index_dir))
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=subprocess_env(**env), stdout=out,
+                                   stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + APP_START_S
         while not _healthy(url):
             if process.poll() is not None:
-                pytest.fail(f"streamlit exited with {process.returncode} before serving:\n"
+                pytest.fail(f"{what} exited with {process.returncode} before serving:\n"
                             f"{log.read_text(errors='replace')}", pytrace=False)
             if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not serve {url}/_stcore/health within {APP_START_S:.0f} s:\n"
+                pytest.fail(f"{what} did not serve {url}/_stcore/health within {APP_START_S:.0f} s:\n"
                             f"{log.read_text(errors='replace')}", pytrace=False)
             time.sleep(0.25)
-        yield AppServer(url, browser_index, log)
+        yield url
     finally:
         process.terminate()
         try:
@@ -101,6 +101,14 @@ def app_server(browser_index: BrowserIndex, tmp_path_factory: pytest.TempPathFac
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app_server(browser_index: BrowserIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """`streamlit run app.py` on a free localhost port, serving ``browser_index``."""
+    log = tmp_path_factory.mktemp("browser_app") / "streamlit.log"
+    with _serve("streamlit", log, VERBATIM_INDEX_DIR=str(browser_index.index_dir)) as url:
+        yield AppServer(url, browser_index, log)
 
 
 @pytest.fixture(scope="session")
@@ -232,31 +240,7 @@ def upload_server(upload_dir: Path) -> Iterator[AppServer]:
     assert len(rows) == len(UPLOAD_SEED_FILES), rows
     index = BrowserIndex(index_dir, tuple(r["title"] for r in rows))
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     log = root / "streamlit.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
-               "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    env = subprocess_env(VERBATIM_INDEX_DIR=str(index_dir), VERBATIM_UPLOAD_DIR=str(upload_dir),
-                         VERBATIM_MAX_FILE_BYTES=str(UPLOAD_MAX_FILE_BYTES))
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + APP_START_S
-        while not _healthy(url):
-            if process.poll() is not None:
-                pytest.fail(f"the upload app exited with {process.returncode} before serving:\n"
-                            f"{log.read_text(errors='replace')}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(f"the upload app did not serve {url}/_stcore/health within {APP_START_S:.0f} s:\n"
-                            f"{log.read_text(errors='replace')}", pytrace=False)
-            time.sleep(0.25)
+    with _serve("the upload app", log, VERBATIM_INDEX_DIR=str(index_dir), VERBATIM_UPLOAD_DIR=str(upload_dir),
+                VERBATIM_MAX_FILE_BYTES=str(UPLOAD_MAX_FILE_BYTES)) as url:
         yield AppServer(url, index, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
