@@ -51,6 +51,8 @@ SIMILAR = 0.75  # cosine similarity to the closest cited sentence that supports 
 SIMILAR_WITH_WORDS = 0.55  # ... that supports when the cited text also holds WORDS of its words
 WORDS = 0.85  # share of the sentence's content words the cited text must hold (with the above)
 CUE_SHARE = 0.5  # share of the words after a "not" or "may" that makes a sentence restate its clause
+CLAUSE_NEW = 2  # a clause with this many content words the cited passages lack ...
+CLAUSE_HELD = 0.6  # ... and fewer than this share of them held, is made up
 ADDED_WORDS = 4  # a run of this many content words that the cited text lacks is an added fact
 
 # A citation label: [1], [2, 3], [1-2], [Passage 1], [Source 2]; also 【1】.
@@ -241,7 +243,8 @@ def _is_boundary(text: str, end: int) -> bool:
     rest = text[end:]
     if not rest.strip():
         return True
-    return bool(re.match(r"\s*(?:[\[【]|\s[\"“‘(]?[A-Z0-9À-Ý]|\n)", rest))
+    # A new sentence: a label, a line break, or any word (a model may start one in lower case).
+    return bool(re.match(r"\s*(?:[\[【]|\s[\"“‘(]?\w|\n)", rest))
 
 
 def split_claims(text: str) -> list[Claim]:
@@ -574,6 +577,10 @@ def _check_one(claim: Claim, vector: np.ndarray, sources: Mapping[int, Source],
         return Checked(text, claim.labels, passage_cites, False,
                        f"{where} only says “{hedge}”: this sentence states as certain what the passage does not",
                        similarity, coverage)
+    clause = unheld_clause(text, held)
+    if clause:
+        return Checked(text, claim.labels, passage_cites, False,
+                       f"{where} do{'es' if len(cited) == 1 else ''} not say “{clause}”", similarity, coverage)
     added, count = novel_run(text, held)
     if count >= ADDED_WORDS:
         return Checked(text, claim.labels, passage_cites, False,
@@ -592,6 +599,27 @@ def _check_one(claim: Claim, vector: np.ndarray, sources: Mapping[int, Source],
     return Checked(text, claim.labels, passage_cites, False,
                    f"{where} do{'es' if len(cited) == 1 else ''} not say this: it is only {similarity:.2f} similar to "
                    f"the closest cited sentence (or two) ({need}), and {coverage:.0%} of its words are there", similarity, coverage)
+
+
+_CLAUSE = re.compile(r"\s*(?:;|:|,\s+(?:and|but|while|whereas|although|though|yet|so)\b|\s(?:but|whereas|and later|"
+                     r"and then|and so|only to)\b)\s*", re.IGNORECASE)
+
+
+def unheld_clause(sentence: str, held: Mapping[str, bool]) -> str | None:
+    """A clause of the sentence (split at ";", ", and", ", but", " and later" ...) that the
+    cited passages do not hold: under half of its content words are there, or at least
+    :data:`CLAUSE_NEW` are not and under :data:`CLAUSE_HELD` are. A made-up clause joined
+    to a true one."""
+    parts = _CLAUSE.split(sentence)
+    if len(parts) < 2:
+        return None
+    for part in parts:
+        words = [w for w in _content_words(part) if w in held]
+        new = sum(not held[w] for w in words)
+        share = (len(words) - new) / len(words) if words else 1.0
+        if share < 0.5 or new >= CLAUSE_NEW and share < CLAUSE_HELD:
+            return part.strip(" .")
+    return None
 
 
 def novel_run(sentence: str, held: Mapping[str, bool]) -> tuple[list[str], int]:

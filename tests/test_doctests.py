@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["indexer.ann", "indexer.chunking", "indexer.embedding", "indexer.loaders", "indexer.settings",
            "indexer.stores.__init__", "indexer.stores.base", "indexer.stores.folder", "indexer.terminal", "retrieval.aliases", "retrieval.answer",
-           "retrieval.citation", "retrieval.fusion", "retrieval.highlight", "retrieval.query"]
+           "retrieval.citation", "retrieval.fusion", "retrieval.grounding", "retrieval.highlight", "retrieval.query"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -104,3 +104,13 @@ def test_an_answer_is_split_into_cited_sentences() -> None:
     assert [c.labels for c in split_claims("Turkey sells drones [Passage 2, 3].")] == [(2, 3)]
     assert refusal("I'm sorry, but I cannot answer that from the passages.")
     assert not refusal("Turkey joined NATO in 1952 [1].")
+
+
+def test_a_made_up_clause_joined_to_a_true_one_is_caught(judge) -> None:  # type: ignore[no-untyped-def]
+    for sentence in ("Turkey joined NATO in 1952; NATO later expelled Turkey.",
+                     "Turkey joined NATO in 1952 and later quit it."):
+        v = judge(sentence, NATO)
+        assert not v.supported, (sentence, v.reason)
+    assert judge("Turkey joined NATO in 1952.", NATO).supported
+    # A sentence starting in lower case is a sentence of its own (and here cites nothing).
+    assert [c.labels for c in split_claims("Turkey joined NATO in 1952 [1]. it was expelled later.")] == [(1,), ()]
