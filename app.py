@@ -36,6 +36,7 @@ from retrieval.types import Hit, Result
 
 if TYPE_CHECKING:
     from indexer.update import UpdateReport
+    from retrieval.generate import WrittenAnswer
 
 VIEWS = ("Answers", "Compare", "Collection")
 CSS = """<style>
@@ -60,6 +61,13 @@ mark.answer { background: #ffe28a; color: inherit; padding: 0 .1rem; border-radi
 mark.passage { background: #e3efff; color: inherit; }
 mark.heading { background: none; color: inherit; font-weight: 700; }
 mark.closest { background: none; color: inherit; text-decoration: underline dotted #a05a00; }
+mark.evidence { background: #c9f0d2; color: inherit; padding: 0 .1rem; border-radius: .15rem; }
+.vb-written { border-left: 4px solid #2e8b57; padding: .3rem .9rem; margin: .2rem 0 .4rem 0;
+              background: rgba(46,139,87,.05); border-radius: .3rem; }
+.vb-written-label { text-transform: uppercase; letter-spacing: .06em; font-size: .75rem; color: #2e8b57; font-weight: 700; }
+.vb-claim-ok { font-size: 1.02rem; }
+.vb-claim-bad { color: #888; font-size: 1.02rem; }
+.vb-claim-why { color: #a05a00; font-size: .85rem; font-style: italic; }
 </style>"""
 # Opens every "Show in the article" box scrolled to its highlighted passage, once, when it
 # first becomes visible (expanders lay out their content only when opened). The script
@@ -216,6 +224,7 @@ def answers_view(searcher: Searcher, question: str, top_k: int) -> None:
         st.warning(str(exc))
         return
     render_lead(result, searcher.models.answered_cut if searcher.models else 0.5)
+    slot = st.container() if searcher.settings.generation else None  # filled after the passages are shown
     st.html(f"<p>{len(result.hits)} passages for: <b>{html.escape(result.question)}</b></p>")
     for hit, support in zip(result.hits, result.supports):
         doc = searcher.document(hit.doc_id)
@@ -227,6 +236,104 @@ def answers_view(searcher: Searcher, question: str, top_k: int) -> None:
     c1, c2 = st.columns(2)
     c1.download_button("Download as Markdown", result_markdown(result), "answers.md", "text/markdown")
     c2.download_button("Download as JSON", to_json_text(result), "answers.json", "application/json")
+    if slot is not None:
+        with slot:
+            written_section(searcher, result, top_k)
+
+
+# ---------------------------------------------------------------- the written answer (optional)
+def _written_cache() -> dict[tuple[str, ...], "WrittenAnswer"]:
+    return st.session_state.setdefault("written", {})
+
+
+def written_section(searcher: Searcher, result: Result, top_k: int) -> None:
+    """The model's written answer (VERBATIM_LLM_URL): written on request, streamed, stoppable,
+    then shown sentence by sentence, each supported one opening onto its exact span and each
+    unsupported one struck, with the reason. Not asked when the articles don't answer."""
+    from retrieval.generate import checked_answer, model_label, sources_for, write_answer
+
+    model = model_label(searcher.settings)
+    if not result.answerable:
+        st.caption(f"Written answer: the articles don't seem to answer this, so {model} was not asked.")
+        return
+    key = (result.question, str(top_k), searcher.store.version(), model)
+    cache = _written_cache()
+    partial = st.session_state.get("written_partial")
+    if key not in cache and st.session_state.pop("stop_writing", False) and partial and partial[0] == key:
+        # "Stop writing" was pressed: what was written by then, its finished sentences checked.
+        cache[key] = checked_answer(searcher, partial[1], sources_for(searcher, result.hits[:5]), model, stopped=True)
+    if key in cache:
+        render_written(cache[key], searcher)
+        if st.button("Write it again", key="rewrite"):
+            cache.pop(key, None)
+            st.rerun()
+        return
+    if not st.session_state.get("write_answers", True) and not st.button(f"Write an answer with {model}",
+                                                                          key="write"):
+        return
+    box = st.container(border=True)
+    box.html(f'<div class="vb-written-label">Written answer · {html.escape(model)} · writing…</div>')
+    st.session_state["written_partial"] = (key, "")
+    box.button("Stop writing", key="stop-writing", on_click=lambda: st.session_state.update(stop_writing=True))
+    shown = box.empty()
+    shown.caption("Waiting for the model… (its sentences are checked when it finishes)")
+
+    def on_text(text: str) -> None:
+        st.session_state["written_partial"] = (key, text)
+        shown.markdown(f"{_plain(text)}  \n*… not yet checked*")
+
+    tick = box.empty()
+
+    def waiting(seconds: float) -> None:  # also where a press of "Stop writing" stops the script
+        tick.caption(f"{seconds:.0f} s")
+
+    answer = write_answer(searcher, result, on_text=on_text, waiting=waiting)
+    cache[key] = answer
+    st.session_state.pop("written_partial", None)
+    st.rerun()
+
+
+def _plain(text: str) -> str:
+    """Model output shown as text, never as Markdown or HTML."""
+    return "".join("\\" + c if c in "\\`*_{}[]<>()#+-.!|~$" else c for c in text)
+
+
+def render_written(answer: "WrittenAnswer", searcher: Searcher) -> None:
+    supported = len(answer.supported)
+    total = len(answer.sentences)
+    head = f"Written answer · {answer.model}"
+    if answer.status == "failed":
+        st.warning(f"No written answer: {_plain(answer.note or '')}")
+        return
+    counts = f" · {supported} of {total} sentences supported by the passage they cite" if total else ""
+    st.html(f'<div class="vb-written"><div class="vb-written-label">{html.escape(head + counts)}</div>'
+            '<div class="vb-why">Each sentence was checked against the exact passage it cites (its numbers, '
+            'dates and names must be there, and its meaning close); open one to see its source. Struck '
+            'sentences are not supported, and say why.</div></div>')
+    labels = {s.label: s for s in answer.sources}
+    for n, sentence in enumerate(answer.sentences):
+        tags = "".join(f"[{x}]" for x in sentence.labels)
+        if sentence.supported:
+            title = f"✓ {_plain(sentence.text)} {tags}"
+        else:
+            title = f"✗ ~~{_plain(sentence.text)}~~ {tags} — not supported"
+        with st.expander(title, expanded=False):
+            if not sentence.supported:
+                st.html(f'<div class="vb-claim-why">Not supported: {html.escape(sentence.reason)}.</div>')
+            else:
+                st.html(f'<div class="vb-why">Supported: {html.escape(sentence.reason)}.</div>')
+            for label in sentence.labels:
+                source = labels.get(label)
+                if source is None:
+                    continue
+                spans = [(c.start, c.end, "evidence" if sentence.supported else "closest") for c in sentence.cites
+                         if c.label == label and (sentence.supported or (c.start, c.end) != (source.start, source.end))]
+                where = ", ".join(f"characters {s}–{e}" for s, e, _ in spans) or f"characters {source.start}–{source.end}"
+                st.html(f'<div class="vb-cite">[{label}] <i>{html.escape(source.title)}</i> · '
+                        f'{html.escape(where)} · {html.escape(source.doc_id)}</div>'
+                        f'<div class="vb-passage">{highlight_html(source.text, source.start, spans)}</div>')
+    if answer.note:
+        st.caption(_plain(answer.note))
 
 
 def _label(title: str, width: int = 38) -> str:
@@ -351,9 +458,12 @@ def compare_view(searcher: Searcher, question: str) -> None:
         st.altair_chart(compare_chart(comparison), width="content")
     titles = {v.doc_id: v.title for v in comparison.articles}
     quiet = [v for v in comparison.articles if not v.mentioned]
+    summaries = article_summaries(searcher, comparison) if mentioned and searcher.settings.generation else {}
     for view in [v for v in comparison.articles if v.mentioned] + quiet[:NOT_MENTIONED_SHOWN]:
         with st.container(border=True):
             _article_card(view, titles, comparison)
+            if view.doc_id in summaries:
+                render_summary(summaries[view.doc_id])
     if len(quiet) > NOT_MENTIONED_SHOWN:
         with st.expander(f"{len(quiet) - NOT_MENTIONED_SHOWN} more articles that do not mention it"):
             for view in quiet[NOT_MENTIONED_SHOWN:]:
@@ -363,6 +473,54 @@ def compare_view(searcher: Searcher, question: str) -> None:
                        "comparison.md", "text/markdown")
     c2.download_button("Download comparison as JSON", to_json_text(comparison),
                        "comparison.json", "application/json")
+
+
+def article_summaries(searcher: Searcher, comparison: Comparison) -> dict[str, "WrittenAnswer"]:
+    """One checked sentence per mentioned article by the user's model, on request (kept
+    for the question and index version)."""
+    from retrieval.generate import model_label, write_summary
+
+    model = model_label(searcher.settings)
+    key = ("summaries", comparison.question, searcher.store.version(), model)
+    cache = st.session_state.setdefault("summaries", {})
+    if key not in cache:
+        views = [v for v in comparison.articles if v.mentioned and v.hit is not None]
+        if not st.button(f"Summarise each article in one sentence with {model}", key="summarise"):
+            return {}
+        done: dict[str, "WrittenAnswer"] = {}
+        progress = st.progress(0.0, text="Writing the summaries…")
+        for n, view in enumerate(views, 1):
+            done[view.doc_id] = write_summary(  # type: ignore[arg-type]
+                searcher, comparison.question, view.hit,
+                waiting=lambda sec, n=n: progress.progress((n - 1) / len(views), text=f"Writing summary {n} of "
+                                                           f"{len(views)}… {sec:.0f} s"))
+            progress.progress(n / len(views), text=f"Written {n} of {len(views)} summaries (each checked)")
+            if done[view.doc_id].status == "failed":
+                break  # the server is down or refuses: the same for every article
+        cache[key] = done
+        progress.empty()
+    failed = next((a for a in cache[key].values() if a.status == "failed"), None)
+    if failed is not None:
+        st.warning(f"No summaries: {_plain(failed.note or '')}")
+        if st.button("Try the summaries again", key="resummarise"):
+            cache.pop(key, None)
+            st.rerun()
+        return {}
+    return cache[key]
+
+
+def render_summary(answer: "WrittenAnswer") -> None:
+    """An article's one-line summary: shown when the passage supports it, else struck with the reason."""
+    for s in answer.sentences:
+        if s.supported:
+            st.html(f'<div class="vb-claim-ok"><span class="vb-written-label">Summary · {html.escape(answer.model)}'
+                    f' · checked</span><br>{html.escape(s.text)}</div>')
+        else:
+            st.html(f'<div class="vb-claim-bad"><span class="vb-written-label">Summary · {html.escape(answer.model)}'
+                    f'</span><br><s>{html.escape(s.text)}</s> <span class="vb-claim-why">not supported: '
+                    f'{html.escape(s.reason)}</span></div>')
+    if not answer.sentences and answer.note:
+        st.caption(f"Summary: {_plain(answer.note)}")
 
 
 def _report_messages(report: "UpdateReport") -> list[tuple[str, str]]:
@@ -457,6 +615,12 @@ def page(searcher: Searcher, settings: Settings) -> None:
     info = searcher.store.info
     with st.sidebar:
         top_k = st.slider("Passages to show", 1, max(20, settings.top_k), settings.top_k)
+        if settings.generation:
+            from retrieval.generate import model_label
+
+            st.toggle(f"Written answer by {model_label(settings)}", value=True, key="write_answers",
+                      help="Your own model (VERBATIM_LLM_URL) writes a short answer from the cited passages; "
+                           "every sentence is checked against the passage it cites. Off: a button asks for one.")
         st.subheader("Index")
         where = "" if info.kind == "local" else f"- **Store:** Milvus at `{info.location}`\n"
         st.markdown(

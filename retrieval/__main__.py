@@ -1,7 +1,7 @@
 """Command line for questions.
 
-    python -m retrieval ask QUESTION [QUESTION ...] [--top-k K] [--index DIR] [--json]
-    python -m retrieval compare QUESTION [--index DIR] [--json]
+    python -m retrieval ask QUESTION [QUESTION ...] [--top-k K] [--index DIR] [--json] [--generate]
+    python -m retrieval compare QUESTION [--index DIR] [--json] [--generate]
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ STORE_HELP = ("where the index lives instead of the folder: milvus:PATH.db (milv
               "VERBATIM_MILVUS_DB) (default: VERBATIM_STORE)")
 
 
+GENERATE_HELP = ("also a short written answer from your own model (an OpenAI-compatible server at "
+                 "VERBATIM_LLM_URL, model VERBATIM_LLM_MODEL), every sentence checked against the passage it "
+                 "cites; not asked when the articles don't answer (JSON: \"generated\")")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m retrieval",
@@ -58,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
     ask.add_argument("--store", metavar="URI", default=None, help=STORE_HELP)
     ask.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    ask.add_argument("--generate", action="store_true", help=GENERATE_HELP)
     cmp = sub.add_parser(
         "compare", help="what each article says about one question",
         description="List every article in the index once: its best passage for QUESTION "
@@ -70,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="index folder (default: VERBATIM_INDEX_DIR or ./index)")
     cmp.add_argument("--store", metavar="URI", default=None, help=STORE_HELP)
     cmp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    cmp.add_argument("--generate", action="store_true",
+                     help="also a one-sentence summary per mentioned article, written by your own model "
+                     "(VERBATIM_LLM_URL) and checked against the passage it cites (JSON: \"summary\")")
     return parser
 
 
@@ -98,10 +107,25 @@ def _compare(args: argparse.Namespace) -> int:
     from retrieval.searcher import Searcher, check_question
 
     settings = Settings.from_env().with_index(args.index, args.store)
+    _check_generation(args, settings)
     check_question(args.question, settings.max_question_chars)
-    comparison = compare(Searcher.load(settings), args.question)
+    searcher = Searcher.load(settings)
+    comparison = compare(searcher, args.question)
+    summaries = {}
+    if args.generate:
+        from retrieval.generate import write_summary
+
+        for view in comparison.articles:
+            if view.mentioned and view.hit is not None:
+                summaries[view.doc_id] = write_summary(searcher, comparison.question, view.hit)
+                if summaries[view.doc_id].status == "failed":
+                    break  # the server is down or refuses: the same for every article (the others get null)
     if args.json:
-        print(json_line(comparison.to_json()))
+        out = comparison.to_json()
+        if args.generate:
+            for item in out["articles"]:
+                item["summary"] = summaries[item["doc_id"]].to_json() if item["doc_id"] in summaries else None
+        print(json_line(out))
         return 0
     print(f"Q: {printable(comparison.question)}\n")
     titles = {v.doc_id: v.title for v in comparison.articles}
@@ -111,6 +135,8 @@ def _compare(args: argparse.Namespace) -> int:
         if view.mentioned and view.hit is not None:
             print(f"   relevance {view.score:.2f}  [{view.hit.start}:{view.hit.end}]")
             print(_quote(view.hit.answer.text))
+            if view.doc_id in summaries:
+                _print_written(summaries[view.doc_id], sys.stdout, indent="   ", heading="Summary")
             if view.same_as:
                 print(f"   says the same as: {printable('; '.join(titles[d] for d in view.same_as))}")
         else:
@@ -120,11 +146,35 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_generation(args: argparse.Namespace, settings) -> None:  # type: ignore[no-untyped-def]
+    if args.generate and not settings.generation:
+        raise QuestionError("--generate needs your own model server: set VERBATIM_LLM_URL to its OpenAI-compatible "
+                            "base URL (for example http://127.0.0.1:11434/v1 for Ollama) and VERBATIM_LLM_MODEL "
+                            "to the model's name.")
+
+
+def _print_written(answer, out, indent: str = "", heading: str = "Written answer") -> None:  # type: ignore[no-untyped-def]
+    print(f"{indent}{heading} by {printable(answer.model)}, each sentence checked against the passage it cites:",
+          file=out)
+    for s in answer.sentences:
+        mark = "✓" if s.supported else "✗ not supported:"
+        labels = "".join(f"[{n}]" for n in s.labels)
+        line = f"{mark} {printable(s.text)} {labels}".rstrip()
+        if not s.supported:
+            line += f" — {printable(s.reason)}"
+        print(textwrap.fill(line, width=100, initial_indent=indent + "  ", subsequent_indent=indent + "    "),
+              file=out)
+    if answer.note:
+        print(textwrap.fill(f"Note: {printable(answer.note)}", width=100, initial_indent=indent + "  ",
+                            subsequent_indent=indent + "    "), file=out)
+
+
 def _ask(args: argparse.Namespace) -> int:
     from indexer.settings import Settings
     from retrieval.searcher import Searcher, check_question
 
     settings = Settings.from_env().with_index(args.index, args.store)
+    _check_generation(args, settings)
     if args.top_k is not None and args.top_k < 1:
         print(f"error: --top-k must be at least 1; got {args.top_k}.", file=sys.stderr)
         return 2
@@ -134,10 +184,21 @@ def _ask(args: argparse.Namespace) -> int:
     searcher = Searcher.load(settings)
     for question in args.questions:
         result = searcher.ask(question, args.top_k)
+        written = None
+        if args.generate:
+            from retrieval.generate import write_answer  # only with --generate: nothing is contacted otherwise
+
+            written = write_answer(searcher, result)
         if args.json:
-            print(json_line(result.to_json()), flush=True)
+            out = result.to_json()
+            if written is not None:
+                out["generated"] = written.to_json()
+            print(json_line(out), flush=True)
         else:
             _print_human(result, sys.stdout)
+            if written is not None:
+                _print_written(written, sys.stdout)
+                print(file=sys.stdout)
     return 0
 
 

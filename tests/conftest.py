@@ -27,7 +27,7 @@ from indexer.build import build_index  # noqa: E402
 from indexer.documents import load_documents  # noqa: E402
 from indexer.settings import Settings  # noqa: E402
 from support import (  # noqa: E402
-    FAKE_CHUNKING, SYNTHETIC_ARTICLES, FakeEmbedder, FakeIndex, in_repo_root, write_articles,
+    FAKE_CHUNKING, INJECTED_ARTICLE, SYNTHETIC_ARTICLES, FakeEmbedder, FakeIndex, in_repo_root, write_articles,
 )
 
 # No example database under the repository (every write goes under tmp_path), and no
@@ -81,5 +81,19 @@ def seeds_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Sett
     assert not skipped, skipped
     expected = [f"seeds/{p.name}" for p in sorted((REPO_ROOT / "seeds").glob("*.txt"))]
     assert [d.source for d in docs] == expected
+    build_index(docs, settings, real_embedder)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Settings:  # type: ignore[no-untyped-def]
+    """The seeds plus an article carrying a prompt injection (support.INJECTED_ARTICLE),
+    indexed with the real model once per run (the written-answer tests)."""
+    folder = tmp_path_factory.mktemp("injected")
+    (folder / "injected.txt").write_text(INJECTED_ARTICLE, encoding="utf-8")
+    settings = Settings(index_dir=folder / "index")
+    with in_repo_root():
+        docs, skipped = load_documents(["seeds", str(folder / "injected.txt")])
+    assert not skipped
     build_index(docs, settings, real_embedder)
     return settings

@@ -244,3 +244,22 @@ def upload_server(upload_dir: Path) -> Iterator[AppServer]:
     with _serve("the upload app", log, VERBATIM_INDEX_DIR=str(index_dir), VERBATIM_UPLOAD_DIR=str(upload_dir),
                 VERBATIM_MAX_FILE_BYTES=str(UPLOAD_MAX_FILE_BYTES)) as url:
         yield AppServer(url, index, log)
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[object]:
+    """A scripted OpenAI-compatible server on 127.0.0.1 (tests/fake_llm.py)."""
+    from fake_llm import FakeLLM
+
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def written_server(browser_index: BrowserIndex, fake_llm, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[AppServer]:  # type: ignore[no-untyped-def]
+    """The app with a written answer from ``fake_llm`` (VERBATIM_LLM_URL), on the shared index."""
+    log = tmp_path_factory.mktemp("written_app") / "streamlit.log"
+    with _serve("streamlit (written answers)", log, VERBATIM_INDEX_DIR=str(browser_index.index_dir),
+                VERBATIM_LLM_URL=fake_llm.url, VERBATIM_LLM_MODEL="fake-model") as url:  # type: ignore[attr-defined]
+        yield AppServer(url, browser_index, log)
