@@ -248,17 +248,18 @@ def _is_boundary(text: str, end: int) -> bool:
 
 
 def split_claims(text: str) -> list[Claim]:
-    """The written answer's sentences with their citation labels. A label right after a
-    sentence (or before its final full stop) belongs to it; when the answer opens with a
-    label, the model puts labels before what they cite, and each belongs to the sentences
+    r"""The written answer's sentences with their citation labels. A label right after a
+    sentence (or before its final full stop) belongs to it; when the first label opens a
+    line, the model puts labels before what they cite, and each belongs to the sentences
     after it, up to the next label.
 
     >>> [(c.text, c.labels) for c in split_claims("Turkey joined NATO in 1952 [1]. It buys drones. [2][3]")]
     [('Turkey joined NATO in 1952.', (1,)), ('It buys drones.', (2, 3))]
-    >>> [(c.text, c.labels) for c in split_claims("[1] In 1952, Turkey joined NATO. It did. [2] In 1953, it did.")]
-    [('In 1952, Turkey joined NATO.', (1,)), ('It did.', (1,)), ('In 1953, it did.', (2,))]
+    >>> [(c.text, c.labels) for c in split_claims("Answer:\n[1] In 1952, Turkey joined NATO. It did. [2] In 1953, it did.")]
+    [('Answer:', ()), ('In 1952, Turkey joined NATO.', (1,)), ('It did.', (1,)), ('In 1953, it did.', (2,))]
     """
-    leading = bool(LABEL.match(text.lstrip()))
+    first = LABEL.search(text)  # labels come first when the first one opens a line
+    leading = first is not None and not _BULLET.sub("", text[text.rfind("\n", 0, first.start()) + 1:first.start()]).strip()
     pieces: list[str] = []
     for line in text.splitlines():
         line = _BULLET.sub("", line).strip()
