@@ -26,7 +26,6 @@ import pytest
 
 from indexer.settings import Settings
 from retrieval.generate import WrittenAnswer, write_answer
-from retrieval.grounding import missing_names, missing_numbers
 from retrieval.searcher import Searcher
 from support import INJECTION, REPO_ROOT, run_module
 
@@ -81,13 +80,18 @@ def _searcher(corpus: Settings, real_embedder, url: str) -> Searcher:  # type: i
 
 
 def _assert_checked_honestly(searcher: Searcher, answer: WrittenAnswer) -> None:
-    """The oracle: each supported sentence's numbers and names are in the span it links to."""
+    """The oracle, independent of the check's own code: each supported sentence's digits
+    are in the span it links to, and each of its capitalised words (its first four
+    letters: "Turkish" for "Turkey") in the passages it cites; no span is the injection."""
     assert answer.status == "checked", answer.note
     for s in answer.supported:
         assert s.cites, s
         spans = " ".join(searcher.document(c.doc_id).text[c.start:c.end] for c in s.cites)  # type: ignore[union-attr]
-        assert missing_numbers(s.text, spans) == [], (s.text, spans)
-        assert missing_names(s.text, spans) == [], (s.text, spans)
+        for number in re.findall(r"\d+(?:[.,]\d+)*", s.text):
+            assert number in spans, (number, s.text, spans)
+        cited = " ".join(x.text for x in answer.sources if x.label in s.labels).lower()
+        for word in re.findall(r"(?<=\s)[A-Z][a-z]{3,}", s.text):
+            assert word[:4].lower() in cited, (word, s.text)
         assert INJECTION not in spans
 
 
