@@ -250,7 +250,7 @@ def written_section(searcher: Searcher, result: Result, top_k: int) -> None:
     """The model's written answer (VERBATIM_LLM_URL): written on request, streamed, stoppable,
     then shown sentence by sentence, each supported one opening onto its exact span and each
     unsupported one struck, with the reason. Not asked when the articles don't answer."""
-    from retrieval.generate import checked_answer, model_label, sources_for, write_answer
+    from retrieval.generate import MAX_SOURCES, checked_answer, model_label, sources_for, write_answer
 
     model = model_label(searcher.settings)
     if not result.answerable:
@@ -261,7 +261,8 @@ def written_section(searcher: Searcher, result: Result, top_k: int) -> None:
     partial = st.session_state.get("written_partial")
     if key not in cache and st.session_state.pop("stop_writing", False) and partial and partial[0] == key:
         # "Stop writing" was pressed: what was written by then, its finished sentences checked.
-        cache[key] = checked_answer(searcher, partial[1], sources_for(searcher, result.hits[:5]), model, stopped=True)
+        cache[key] = checked_answer(searcher, partial[1], sources_for(searcher, result.hits[:MAX_SOURCES]), model,
+                                    stopped=True)
     if key in cache:
         render_written(cache[key], searcher)
         if st.button("Write it again", key="rewrite"):
@@ -311,7 +312,7 @@ def render_written(answer: "WrittenAnswer", searcher: Searcher) -> None:
             'dates and names must be there, and its meaning close); open one to see its source. Struck '
             'sentences are not supported, and say why.</div></div>')
     labels = {s.label: s for s in answer.sources}
-    for n, sentence in enumerate(answer.sentences):
+    for sentence in answer.sentences:
         tags = "".join(f"[{x}]" for x in sentence.labels)
         if sentence.supported:
             title = f"✓ {_plain(sentence.text)} {tags}"

@@ -166,7 +166,7 @@ class Settings:
     #: OpenAI-compatible server ("http://127.0.0.1:11434/v1" for Ollama). "" (the default):
     #: no generation, no network.
     llm_url: str = ""
-    llm_model: str = ""  # the model the server should run ("": the server's first, or its only one)
+    llm_model: str = ""  # the model the server should run ("": the server decides)
     llm_api_key: str = field(default="", repr=False)  # sent as a bearer token; never printed
     llm_timeout: float = 120.0  # seconds: for the whole answer, and for any silence in it
     llm_max_tokens: int = 400  # the most tokens the model may write per answer
