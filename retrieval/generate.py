@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from indexer.errors import VerbatimError
 from indexer.settings import Settings
+from indexer.stores import redact
 from retrieval.grounding import (BODY, INSTRUCTION, Checked, EvidenceSentence, Source, check, refusal,
                                  split_claims)
 from retrieval.types import Hit, Result
@@ -134,11 +135,8 @@ def messages(question: str, sources: Sequence[Source], summary: bool = False) ->
 
 # ------------------------------------------------------------------ the server
 def _where(settings: Settings) -> str:
-    """The server's URL without credentials, for messages."""
-    parts = urllib.parse.urlsplit(settings.llm_url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return urllib.parse.urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
+    """The server's URL for messages (Settings refuses one with a user or password)."""
+    return redact(settings.llm_url)
 
 
 class ChatServer:

