@@ -47,7 +47,7 @@ def load_pairs(paths: list[Path]) -> list[dict[str, Any]]:
 def sources_of(pair: dict[str, Any], embed: Any) -> dict[int, Any]:
     """The pair's cited quotes as labelled sources (label 1, 2, ... in order)."""
     from indexer.chunking import split_sentences
-    from retrieval.grounding import INSTRUCTION, EvidenceSentence, Source
+    from retrieval.grounding import EvidenceSentence, Source
 
     out = {}
     for label, cited in enumerate(pair["cited"], 1):
@@ -59,7 +59,7 @@ def sources_of(pair: dict[str, Any], embed: Any) -> dict[int, Any]:
         spans = split_sentences(quote)
         texts = [quote[s.start:s.end] for s in spans]
         vectors = embed(texts)
-        sentences = tuple(EvidenceSentence(at + s.start, at + s.end, t, v, bool(INSTRUCTION.search(t)))
+        sentences = tuple(EvidenceSentence(at + s.start, at + s.end, t, v)
                           for s, t, v in zip(spans, texts, vectors))
         doc_id = Path(cited["file"]).stem
         out[label] = Source(label, doc_id, text.splitlines()[0], at, at + len(quote), quote, sentences)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from indexer.errors import VerbatimError
 from indexer.settings import Settings
 from indexer.stores import redact
-from retrieval.grounding import (BODY, INSTRUCTION, Checked, EvidenceSentence, Source, check, refusal,
+from retrieval.grounding import (BODY, Checked, EvidenceSentence, Source, check, refusal,
                                  split_claims)
 from retrieval.types import Hit, Result
 
@@ -109,7 +109,7 @@ def sources_for(searcher: "Searcher", hits: Sequence[Hit]) -> tuple[Source, ...]
         if passage is not None:
             for s, text, vector in zip(passage.sentences, passage.sentence_texts, passage.sentence_vectors):
                 if s.kind == BODY:
-                    sentences.append(EvidenceSentence(s.start, s.end, text, vector, bool(INSTRUCTION.search(text))))
+                    sentences.append(EvidenceSentence(s.start, s.end, text, vector))
         out.append(Source(label, hit.doc_id, hit.title, hit.start, hit.end, hit.text, tuple(sentences)))
     return tuple(out)
 

@@ -160,7 +160,11 @@ class EvidenceSentence:
     end: int
     text: str
     vector: np.ndarray
-    instruction: bool = False  # reads as an instruction to a model: never evidence
+
+    @property
+    def instruction(self) -> bool:
+        """Whether it reads as an instruction to a model (:data:`INSTRUCTION`): never evidence."""
+        return bool(INSTRUCTION.search(self.text))
 
 
 @dataclass(frozen=True)
@@ -533,7 +537,6 @@ def _check_one(claim: Claim, vector: np.ndarray, sources: Mapping[int, Source],
                        "hold only text addressed to the model, which cannot vouch for anything")
     sims = np.array([float(e.vector @ vector) for _, e in usable])
     order = np.argsort(-sims)
-    best_source, best = usable[int(order[0])]
     similarity = float(sims[order[0]])
     if len(order) > 1:  # a sentence that joins two facts: compare it with its two closest sentences together
         pair = " ".join(usable[int(i)][1].text for i in sorted(order[:2], key=lambda i: (usable[int(i)][0].label,
